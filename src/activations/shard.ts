@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  Field, FixedSizeList, Float16, Float32, Int32, Table, makeData, makeVector, tableFromIPC, tableToIPC, Vector,
+} from 'apache-arrow';
+import { writeFileAtomic } from '../io/atomic.js';
+import { UserError, fsError } from '../io/errors.js';
+import { float32ToHalf, halfToFloat32 } from '../io/float16.js';
+
+/** One shard's rows: per-token metadata and, per hook, activations [rows, d_in] row-major. */
+export interface ShardRows {
+  seq: Int32Array;
+  pos: Int32Array;
+  token: Int32Array;
+  acts: Record<string, Float32Array>;
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function actsVector(acts: Float32Array, rows: number, dIn: number, dtype: 'float32' | 'float16'): Vector {
+  const child = dtype === 'float16'
+    ? makeData({ type: new Float16(), length: rows * dIn, nullCount: 0, data: float32ToHalf(acts) })
+    : makeData({ type: new Float32(), length: rows * dIn, nullCount: 0, data: acts });
+  const type = new FixedSizeList(dIn, new Field('item', child.type, false));
+  return new Vector([makeData({ type, length: rows, nullCount: 0, child })]);
+}
+
+/** Serialises rows to the Arrow IPC file format (what pyarrow.feather / polars.read_ipc read). */
+export function encodeShard(rows: ShardRows, dIn: number, dtype: 'float32' | 'float16'): Uint8Array {
+  const n = rows.seq.length;
+  const cols: Record<string, Vector> = {
+    seq: makeVector(rows.seq),
+    pos: makeVector(rows.pos),
+    token: makeVector(rows.token),
+  };
+  for (const [hook, acts] of Object.entries(rows.acts)) {
+    if (acts.length !== n * dIn) throw new Error(`shard: hook ${hook} has ${acts.length} values, expected ${n}×${dIn}`);
+    cols[hook] = actsVector(acts, n, dIn, dtype);
+  }
+  return tableToIPC(new Table(cols), 'file');
+}
+
+/** Writes a shard atomically and returns its row count and sha256. */
+export function writeShard(path: string, rows: ShardRows, dIn: number, dtype: 'float32' | 'float16'): { rows: number; sha256: string } {
+  const bytes = encodeShard(rows, dIn, dtype);
+  writeFileAtomic(path, bytes);
+  return { rows: rows.seq.length, sha256: sha256(bytes) };
+}
+
+/** Reads a shard file's bytes, verifying the sha256 recorded in the manifest when given. */
+export function readShardBytes(path: string, expectedSha256?: string): Uint8Array {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw fsError(err, path, 'read an activation shard');
+  }
+  if (expectedSha256 && sha256(bytes) !== expectedSha256)
+    throw new UserError(`${path}: checksum mismatch with manifest.json (the shard is truncated or was modified). Delete the cache folder's damaged shard and re-run \`sae-train harvest\` to rewrite it.`);
+  return bytes;
+}
+
+/** Decodes a shard; `hooks` limits which activation columns are materialised. */
+export function decodeShard(bytes: Uint8Array, path: string, hooks?: string[]): ShardRows & { dIn: number } {
+  let table: Table;
+  try {
+    table = tableFromIPC(bytes);
+  } catch (err) {
+    throw new UserError(`${path}: not a readable Arrow IPC file (${(err as Error).message}). Re-run harvest to rewrite it.`);
+  }
+  const int32 = (name: string): Int32Array => {
+    const col = table.getChild(name);
+    if (!col) throw new UserError(`${path}: has no column "${name}".`);
+    return col.toArray() as Int32Array;
+  };
+  const names = hooks ?? table.schema.fields.map((f) => f.name).filter((n) => !['seq', 'pos', 'token'].includes(n));
+  const acts: Record<string, Float32Array> = {};
+  let dIn = 0;
+  for (const hook of names) {
+    const col = table.getChild(hook);
+    if (!col) throw new UserError(`${path}: has no column for hook "${hook}" (columns: ${table.schema.fields.map((f) => f.name).join(', ')}).`);
+    const type = col.type as FixedSizeList;
+    dIn = type.listSize;
+    const out = new Float32Array(table.numRows * dIn);
+    let off = 0;
+    for (const chunk of col.data) {
+      const child = chunk.children[0];
+      const vals = child.values as Float32Array | Uint16Array;
+      const len = chunk.length * dIn;
+      const view = vals.subarray(chunk.offset * dIn + child.offset, chunk.offset * dIn + child.offset + len);
+      if (vals instanceof Uint16Array) halfToFloat32(view as Uint16Array, out.subarray(off, off + len));
+      else out.set(view as Float32Array, off);
+      off += len;
+    }
+    acts[hook] = out;
+  }
+  return { seq: int32('seq'), pos: int32('pos'), token: int32('token'), acts, dIn };
+}
+
+export function readShard(path: string, expectedSha256?: string, hooks?: string[]): ShardRows & { dIn: number } {
+  return decodeShard(readShardBytes(path, expectedSha256), path, hooks);
+}

@@ -1,0 +1,154 @@
+import { z } from 'zod';
+import { BACKENDS } from '../backend/picker.js';
+
+/**
+ * The recipe schema: every key, its type and its default, in one place
+ * (recipes/README.md documents them). Objects are strict: unknown keys are errors.
+ */
+
+/** A value or a non-empty list of values; a list is a sweep. */
+const sweep = <T extends z.ZodType>(t: T) => z.union([t, z.array(t).min(1)]);
+const posInt = () => z.number().int().positive();
+const paths = () => z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]));
+
+export const SynthSchema = z.strictObject({
+  d_in: posInt().default(64),
+  n_features: posInt().default(256),
+  /** Expected number of active ground-truth features per token. */
+  active_features: z.number().positive().default(4),
+  tokens: posInt().default(200_000),
+  seed: z.number().int().default(0),
+  shard_tokens: posInt().default(65_536),
+  dtype: z.enum(['float32', 'float16']).default('float32'),
+  out: z.string().default('cache/synthetic'),
+});
+
+export const HarvestSchema = z.strictObject({
+  corpus: paths(),
+  hooks: z.array(z.string()).min(1),
+  context_size: posInt().default(128),
+  prepend_bos: z.boolean().default(true),
+  exclude_bos: z.boolean().default(false),
+  tokens: posInt().default(200_000),
+  dtype: z.enum(['float32', 'float16']).default('float32'),
+  shard_tokens: posInt().default(65_536),
+  /** Sequences per forward pass. */
+  batch_size: posInt().default(8),
+  /** TransformerLens-style weight processing; off = raw Hugging Face activations. */
+  fold_ln: z.boolean().default(false),
+  center_writing_weights: z.boolean().default(false),
+  out: z.string(),
+});
+
+export const TrainSchema = z.strictObject({
+  /** Default: harvest.out. */
+  cache: z.string().optional(),
+  hook: sweep(z.string()).optional(),
+  d_sae: sweep(posInt()),
+  seed: sweep(z.number().int()).default(0),
+  l1_coefficient: sweep(z.number().nonnegative()).default(5),
+  lr: sweep(z.number().positive()).default(4e-4),
+  batch_size: posInt().default(1024),
+  tokens: posInt().default(2_000_000),
+  l1_warmup_tokens: z.number().int().nonnegative().default(0),
+  lr_warmup_tokens: z.number().int().nonnegative().default(0),
+  lr_decay_tokens: z.number().int().nonnegative().default(0),
+  normalize_activations: z.enum(['none', 'expected_norm']).default('expected_norm'),
+  decoder: z.enum(['norm_weighted_l1', 'unit_norm']).default('norm_weighted_l1'),
+  b_dec_init: z.enum(['geometric_median', 'mean', 'zeros']).default('geometric_median'),
+  adam_beta1: z.number().min(0).max(1).default(0.9),
+  adam_beta2: z.number().min(0).max(1).default(0.999),
+  /** Rows held in the shuffle buffer (bounded memory whatever the cache size). */
+  shuffle_buffer_tokens: posInt().default(131_072),
+  /** A feature that has not fired in this many tokens counts as dead. */
+  dead_window_tokens: posInt().default(1_000_000),
+  checkpoint_every_tokens: posInt().default(500_000),
+  log_every_steps: posInt().default(10),
+  out: z.string(),
+});
+
+export const FINETUNE_METHODS = ['scale', 'feature_scale', 'decoder', 'decoder_kl'] as const;
+export const FinetuneSchema = z.strictObject({
+  method: sweep(z.enum(FINETUNE_METHODS)),
+  tokens: posInt().default(200_000),
+  /** Default: train.cache. */
+  cache: z.string().optional(),
+  /** Default: every run under train.out. */
+  checkpoints: z.array(z.string()).default([]),
+  lr: z.number().positive().default(1e-4),
+  batch_size: posInt().default(1024),
+  /** Ridge added to the normal equations of feature_scale, relative to their mean diagonal. */
+  ridge: z.number().nonnegative().default(1e-6),
+});
+
+export const EvalSchema = z.strictObject({
+  corpus: paths(),
+  context_size: posInt().default(128),
+  tokens: posInt().default(50_000),
+  /** Sequences per forward pass. */
+  batch_size: posInt().default(8),
+  /** Default: every run (and finetune) under train.out. */
+  checkpoints: z.array(z.string()).default([]),
+  /** Sets of checkpoints spliced in together (one per hook); default: all evaluated runs of the first d_sae and seed. */
+  splice_all: z.array(z.array(z.string())).default([]),
+  topk: z.array(posInt()).default([1, 4, 16, 64]),
+  drop_lowest: z.array(posInt()).default([1, 4, 16]),
+  prompts: z.array(z.string()).default(['The meaning of life is', 'In the beginning']),
+  max_new_tokens: posInt().default(24),
+  temperature: z.number().nonnegative().default(0.8),
+  sample_seed: z.number().int().default(0),
+  reference_models: z.array(z.string()).default([]),
+  out: z.string(),
+});
+
+export const ConsistencySchema = z.strictObject({
+  checkpoints: z.array(z.string()).default([]),
+  thresholds: z.array(z.number().min(0).max(1)).default([0.5, 0.7, 0.9]),
+  out: z.string(),
+});
+
+export const ReportSchema = z.strictObject({
+  out: z.string(),
+});
+
+export const RecipeSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" and "-"'),
+  /** Local Hugging Face folder or a hub id (gpt2, gpt2-medium, distilgpt2). */
+  model: z.string().optional(),
+  backend: z.enum(BACKENDS).default('auto'),
+  synth: SynthSchema.optional(),
+  harvest: HarvestSchema.optional(),
+  train: TrainSchema.optional(),
+  finetune: FinetuneSchema.optional(),
+  eval: EvalSchema.optional(),
+  consistency: ConsistencySchema.optional(),
+  report: ReportSchema.optional(),
+});
+
+export type SynthConfig = z.infer<typeof SynthSchema>;
+export type HarvestConfig = z.infer<typeof HarvestSchema>;
+export type TrainSection = z.infer<typeof TrainSchema>;
+export type FinetuneSection = z.infer<typeof FinetuneSchema>;
+export type EvalSection = z.infer<typeof EvalSchema>;
+export type ConsistencySection = z.infer<typeof ConsistencySchema>;
+export type ReportSection = z.infer<typeof ReportSchema>;
+export type RecipeInput = z.infer<typeof RecipeSchema>;
+
+/** Examples of right values, shown in validation errors. */
+export const EXAMPLES: Record<string, string> = {
+  name: 'name: quickstart',
+  model: 'model: models/gpt2-tiny   # or gpt2',
+  backend: `backend: auto   # ${BACKENDS.join(' | ')}`,
+  'harvest.corpus': 'corpus: [data/train.txt]',
+  'harvest.hooks': 'hooks: [blocks.2.hook_resid_pre]',
+  'harvest.dtype': 'dtype: float32   # float32 | float16',
+  'train.d_sae': 'd_sae: [512, 1024]   # a number or a list (sweep)',
+  'train.seed': 'seed: [0, 1]',
+  'train.hook': 'hook: blocks.2.hook_resid_pre',
+  'train.l1_coefficient': 'l1_coefficient: 5',
+  'train.lr': 'lr: 4.0e-4',
+  'train.normalize_activations': 'normalize_activations: expected_norm   # none | expected_norm',
+  'train.decoder': 'decoder: norm_weighted_l1   # norm_weighted_l1 | unit_norm',
+  'finetune.method': `method: [scale, decoder]   # ${FINETUNE_METHODS.join(' | ')}`,
+  'eval.corpus': 'corpus: [data/heldout.txt]',
+};

@@ -1,0 +1,50 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { matMul } from '../backend/matmul.js';
+import type { SaeWeights } from './weights.js';
+
+/** SAE parameters as tensors (or variables while training). */
+export interface SaeTensors {
+  W_enc: tf.Tensor2D; // [d_in, d_sae]
+  b_enc: tf.Tensor1D; // [d_sae]
+  W_dec: tf.Tensor2D; // [d_sae, d_in]
+  b_dec: tf.Tensor1D; // [d_in]
+}
+
+export function toTensors(w: SaeWeights): SaeTensors {
+  return {
+    W_enc: tf.tensor2d(w.W_enc, [w.dIn, w.dSae]),
+    b_enc: tf.tensor1d(w.b_enc),
+    W_dec: tf.tensor2d(w.W_dec, [w.dSae, w.dIn]),
+    b_dec: tf.tensor1d(w.b_dec),
+  };
+}
+
+export async function toWeights(t: SaeTensors): Promise<SaeWeights> {
+  const [dIn, dSae] = t.W_enc.shape;
+  const [W_enc, b_enc, W_dec, b_dec] = await Promise.all([t.W_enc.data(), t.b_enc.data(), t.W_dec.data(), t.b_dec.data()]);
+  return { dIn, dSae, W_enc: W_enc as Float32Array, b_enc: b_enc as Float32Array, W_dec: W_dec as Float32Array, b_dec: b_dec as Float32Array };
+}
+
+export function disposeTensors(t: SaeTensors): void {
+  tf.dispose([t.W_enc, t.b_enc, t.W_dec, t.b_dec]);
+}
+
+/** Pre-activations (x − b_dec)·W_enc + b_enc. xBD [batch, d_in] → [batch, d_sae]. */
+export function preActs(xBD: tf.Tensor2D, p: SaeTensors): tf.Tensor2D {
+  return tf.tidy(() => tf.add(matMul(tf.sub(xBD, p.b_dec), p.W_enc), p.b_enc));
+}
+
+/** Feature activations f = ReLU(pre). xBD [batch, d_in] → fBF [batch, d_sae]. */
+export function encode(xBD: tf.Tensor2D, p: SaeTensors): tf.Tensor2D {
+  return tf.tidy(() => tf.relu(preActs(xBD, p)));
+}
+
+/** Reconstruction x̂ = f·W_dec + b_dec. fBF [batch, d_sae] → [batch, d_in]. */
+export function decode(fBF: tf.Tensor2D, p: SaeTensors): tf.Tensor2D {
+  return tf.tidy(() => tf.add(matMul(fBF, p.W_dec), p.b_dec));
+}
+
+/** x ↦ x̂ for a batch. xBD [batch, d_in] → [batch, d_in]. */
+export function reconstruct(xBD: tf.Tensor2D, p: SaeTensors): tf.Tensor2D {
+  return tf.tidy(() => decode(encode(xBD, p), p));
+}

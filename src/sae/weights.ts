@@ -1,0 +1,35 @@
+/**
+ * SAE weights on the host, as saved (DESIGN.md "Checkpoint"): they act on raw
+ * activations, f = ReLU((x − b_dec)·W_enc + b_enc), x̂ = f·W_dec + b_dec.
+ */
+export interface SaeWeights {
+  dIn: number;
+  dSae: number;
+  /** [d_in, d_sae] row-major */
+  W_enc: Float32Array;
+  /** [d_sae] */
+  b_enc: Float32Array;
+  /** [d_sae, d_in] row-major */
+  W_dec: Float32Array;
+  /** [d_in] */
+  b_dec: Float32Array;
+}
+
+export const WEIGHT_NAMES = ['W_enc', 'b_enc', 'W_dec', 'b_dec'] as const;
+
+export function weightShapes(dIn: number, dSae: number): Record<(typeof WEIGHT_NAMES)[number], number[]> {
+  return { W_enc: [dIn, dSae], b_enc: [dSae], W_dec: [dSae, dIn], b_dec: [dIn] };
+}
+
+/** The name of the first weight holding a NaN or ±Inf, or undefined. */
+export function firstNonFinite(w: SaeWeights): string | undefined {
+  for (const k of WEIGHT_NAMES) {
+    const a = w[k];
+    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return k;
+  }
+  return undefined;
+}
+
+export function cloneWeights(w: SaeWeights): SaeWeights {
+  return { dIn: w.dIn, dSae: w.dSae, W_enc: w.W_enc.slice(), b_enc: w.b_enc.slice(), W_dec: w.W_dec.slice(), b_dec: w.b_dec.slice() };
+}
