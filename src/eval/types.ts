@@ -6,6 +6,9 @@
  *   <run-name>/metrics.json        RunMetrics (finetunes: <run-name>__finetuned-<method>/)
  *   <run-name>/per_token.arrow     one row per predicted token: seq Int32, pos Int32, token Int32,
  *                                  ce_clean Float32, ce_spliced Float32, ce_diff Float32, kl Float32
+ *   <run-name>/sequences.arrow     one row per eval sequence: seq Int32, ce_diff Float32 (mean over its predicted
+ *                                  tokens), mean_act FixedSizeList<Float32>[d_in] (mean hook activation over its
+ *                                  positions; what the report's UMAP embeds)
  *   summary.json                   Summary (every run's metrics in one list)
  *   summary.csv                    one row per run, the scalar metrics of RunMetrics as columns
  *   all_at_once.json               AllAtOnce[]
