@@ -1,8 +1,11 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { python } from './python.js';
 import type { SaeWeights } from '../../src/sae/weights.js';
+import { writeShard } from '../../src/activations/shard.js';
+import { CACHE_FORMAT, shardFileName, writeManifest, type Manifest } from '../../src/activations/manifest.js';
+import { CHECKPOINT_FORMAT, saveCheckpoint, type SaeCfg } from '../../src/sae/checkpoint.js';
 
 /**
  * Ground truth for finetune tests, made by numpy: n linearly independent unit
@@ -68,4 +71,35 @@ export function fixtureSae(fx: Fixture, rowScale?: ArrayLike<number>): SaeWeight
 /** Rows [r0, r1) of x in batches of `batch`. */
 export function* rowBatches(x: Float32Array, d: number, batch: number, r0 = 0, r1 = x.length / d): Generator<Float32Array> {
   for (let r = r0; r < r1; r += batch) yield x.subarray(r * d, Math.min(r1, r + batch) * d);
+}
+
+/** Writes rows x [T, d] as an activation cache (format sae-train.activations/v1) under one hook. */
+export function writeCache(dir: string, hook: string, x: Float32Array, d: number, shardRows = 1000): void {
+  const T = x.length / d;
+  const shards: Manifest['shards'] = [];
+  for (let r0 = 0, i = 0; r0 < T; r0 += shardRows, i++) {
+    const n = Math.min(shardRows, T - r0);
+    const rows = {
+      seq: Int32Array.from({ length: n }, (_, k) => Math.floor((r0 + k) / 16)),
+      pos: Int32Array.from({ length: n }, (_, k) => (r0 + k) % 16),
+      token: new Int32Array(n),
+      acts: { [hook]: x.slice(r0 * d, (r0 + n) * d) },
+    };
+    shards.push({ file: shardFileName(i), ...writeShard(join(dir, shardFileName(i)), rows, d, 'float32') });
+  }
+  writeManifest(dir, {
+    format: CACHE_FORMAT, model: { name: 'synthetic', d_model: d, n_layers: 0, processing: 'none' }, hooks: [hook], d_in: d,
+    dtype: 'float32', context_size: 16, prepend_bos: false, exclude_bos: false, tokens: T, shards,
+    corpus: { paths: [], documents: 0 }, created_by: 'test',
+  });
+}
+
+/** Saves weights as a finished trained run (checkpoint format) in `dir`. */
+export function writeRun(dir: string, w: SaeWeights, hook: string, extra: Partial<SaeCfg> = {}): void {
+  saveCheckpoint(dir, {
+    format: CHECKPOINT_FORMAT, architecture: 'standard', run_name: basename(dir), d_in: w.dIn, d_sae: w.dSae, hook_name: hook,
+    hook_layer: 0, model_name: 'synthetic', seed: 0, l1_coefficient: 1, lr: 1e-3, tokens: 1000, batch_size: 64,
+    apply_b_dec_to_input: true, normalize_activations: 'none', activation_scale: 1, decoder: 'norm_weighted_l1',
+    backend: 'wasm', dtype: 'float32', cache_manifest_sha256: '', parent: null, created_by: 'test', ...extra,
+  }, w);
 }
