@@ -68,8 +68,12 @@ export const TrainSchema = z.strictObject({
 });
 
 export const FINETUNE_METHODS = ['scale', 'feature_scale', 'decoder', 'decoder_kl'] as const;
+const finetuneMethod = () => z.enum(FINETUNE_METHODS, { error: `not a finetune method: the valid ones are ${FINETUNE_METHODS.join(', ')}` });
 export const FinetuneSchema = z.strictObject({
-  method: sweep(z.enum(FINETUNE_METHODS)),
+  /** A method or a list of them (a sweep: one finetune per method). */
+  method: z.union([finetuneMethod(), z.array(finetuneMethod()).min(1)], {
+    error: `not a finetune method or list of them: the valid ones are ${FINETUNE_METHODS.join(', ')}`,
+  }),
   tokens: posInt().default(200_000),
   /** Default: train.cache. */
   cache: z.string().optional(),
@@ -79,6 +83,10 @@ export const FinetuneSchema = z.strictObject({
   batch_size: posInt().default(1024),
   /** Ridge added to the normal equations of feature_scale, relative to their mean diagonal. */
   ridge: z.number().nonnegative().default(1e-6),
+  /** The cache's last rows, never fitted on: the before/after table is measured there. */
+  heldout_tokens: posInt().default(20_000),
+  /** How often a decoder finetune saves its resume state. */
+  checkpoint_every_tokens: posInt().default(100_000),
 });
 
 export const EvalSchema = z.strictObject({
