@@ -35,6 +35,9 @@
  * The result's tensors belong to the caller (dispose them); nothing else is left allocated.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core registers op gradients only on request; (f) needs them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import { gatherRows } from '../backend/gather.js';
 import { batchMatMul, matMul } from '../backend/matmul.js';
 import { UserError } from '../io/errors.js';
 import type { Gpt2Config } from './config.js';
@@ -241,7 +244,7 @@ export function gpt2Forward(model: Gpt2Model, tokens: tf.Tensor2D | number[][] |
       [B, T] = tok.shape;
       if (T > c.n_positions) throw new UserError(`sequence of ${T} tokens exceeds the model's n_positions (${c.n_positions}); use a context_size of at most ${c.n_positions}.`);
       if (lastStage < 0) return result();
-      const embed = emit('hook_embed', tf.reshape(tf.gather(p.wte, tf.reshape(tok, [B * T])), [B, T, c.n_embd]));
+      const embed = emit('hook_embed', tf.reshape(gatherRows(p.wte, tf.reshape(tok, [B * T])), [B, T, c.n_embd]));
       const pos = emit('hook_pos_embed', tf.broadcastTo(tf.reshape(tf.slice(p.wpe, [0, 0], [T, c.n_embd]), [1, T, c.n_embd]), [B, T, c.n_embd]));
       resid = emit('blocks.0.hook_resid_pre', tf.add(embed, pos)) as tf.Tensor3D;
       if (done(0)) return result();
@@ -280,8 +283,8 @@ export function tokenCrossEntropy(logitsBTV: tf.Tensor3D, tokensBT: tf.Tensor2D 
     const N = B * (T - 1);
     const lg = tf.reshape(tf.slice(logitsBTV, [0, 0, 0], [B, T - 1, V]), [N, V]);
     const targets = tf.reshape(tf.slice(tok, [0, 1], [B, T - 1]), [N]);
-    const flatIdx = tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), targets);
-    const picked = tf.gather(tf.reshape(lg, [N * V]), flatIdx);
+    const flatIdx: tf.Tensor1D = tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), targets);
+    const picked = tf.reshape(gatherRows(tf.reshape(lg, [N * V, 1]), flatIdx), [N]);
     return tf.reshape(tf.sub(tf.logSumExp(lg, -1), picked), [B, T - 1]) as tf.Tensor2D;
   });
 }
