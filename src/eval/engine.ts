@@ -25,6 +25,8 @@ export interface EngineSae {
   name: string;
   hook: string;
   weights: SaeWeights;
+  /** Only splice it in its all-at-once sets (its single-SAE results exist already). */
+  onlyInSets?: boolean;
 }
 
 export interface EngineOptions {
@@ -94,6 +96,17 @@ export interface EngineResult {
   hooks: Map<string, HookAcc>;
   runs: Map<string, RunAcc>;
   sets: SetAcc[];
+}
+
+/**
+ * Bytes one batch of the eval pass holds at peak besides the model's parameters: the clean reference
+ * (p [B·T, V]) and a spliced forward's logits, log-softmax and p·log q, plus the forward's activations.
+ */
+export function evalBatchBytes(c: Gpt2Model['config'], B: number, T: number): number {
+  const N = B * T;
+  const logits = N * c.vocab_size * 4;
+  const acts = N * (c.n_embd * 12 + c.n_inner * 3 + c.n_head * T * 3) * 4 * 2;
+  return 5 * logits + acts;
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -219,14 +232,18 @@ export async function evaluateSaes(model: Gpt2Model, windows: readonly Int32Arra
     if (new Set(hooks).size !== hooks.length) throw new Error(`all-at-once set ${names.join(', ')} has two SAEs at one hook`);
     return { runs: [...names], hooks, ceSum: 0, klSum: 0 };
   });
-  const hookList = [...new Set(saes.map((s) => s.hook))];
+  const hookList = [...new Set(saes.filter((s) => !s.onlyInSets).map((s) => s.hook))];
   const hooks = new Map<string, HookAcc>();
   const reads = new Set<string>(hookList);
   for (const h of hookList) {
     const s = startHookFor(c, h);
     if (s) reads.add(s);
   }
-  for (const r of runs.values()) for (const q of r.propagation) reads.add(q.hook);
+  for (const s of saes) if (!s.onlyInSets) for (const q of runs.get(s.name)!.propagation) reads.add(q.hook);
+  for (const set of sets) {
+    const s = earliestStart(c, set.hooks);
+    if (s) reads.add(s);
+  }
   const ceClean = new Float32Array(P);
   const B = Math.max(1, opts.batchSize);
 
@@ -258,7 +275,7 @@ export async function evaluateSaes(model: Gpt2Model, windows: readonly Int32Arra
       }
       for (const s of saes) {
         const acc = runs.get(s.name)!;
-        if (acc.error) continue;
+        if (acc.error || s.onlyInSets) continue;
         try {
           await runBatch(model, tok, clean, ref, s, acc, off);
         } catch (err) {
