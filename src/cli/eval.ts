@@ -89,7 +89,7 @@ function fmt(v: number, d = 4): string {
 }
 
 function describeRun(m: RunMetrics): string {
-  return `  ${m.run}: CE ${fmt(m.ce_clean)} → ${fmt(m.ce_spliced)} (+${fmt(m.ce_diff)}), ce_recovered ${fmt(m.ce_recovered, 3)}, KL ${fmt(m.kl_div)}, explained_variance ${fmt(m.explained_variance, 3)}, L0 ${fmt(m.l0, 1)}`;
+  return `  ${m.run}: CE ${fmt(m.ce_clean)} → ${fmt(m.ce_spliced)} (${m.ce_diff >= 0 ? "+" : ""}${fmt(m.ce_diff)}), ce_recovered ${fmt(m.ce_recovered, 3)}, KL ${fmt(m.kl_div)}, explained_variance ${fmt(m.explained_variance, 3)}, L0 ${fmt(m.l0, 1)}`;
 }
 
 function progressFor(label: string, W: number, T: number): { update: (done: number) => void; stop: () => void } {
