@@ -7,7 +7,7 @@ import { readArrowTable } from '../src/io/arrow.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import type { AllAtOnce, Correlation, RunMetrics, Summary } from '../src/eval/types.js';
 import { useTestBackend } from './helpers/backend.js';
-import { writeRun } from './helpers/finetune-fixture.js';
+import { writeCache, writeRun } from './helpers/finetune-fixture.js';
 import { identitySae, randomSae } from './helpers/hand-saes.js';
 import { tmpDir } from './helpers/tmp.js';
 import { writeTinyModel } from './helpers/tiny-model.js';
@@ -27,6 +27,7 @@ hot. The crust should crack when you press it, and the crumb should be open and 
 const D = 16;
 const root = tmpDir('sae-eval-cli-');
 const modelDir = writeTinyModel(root, 'tiny', 0);
+const refModel = writeTinyModel(root, 'tiny-narrow', 1, { n_embd: 8, n_layer: 1 });
 const corpus = join(root, 'heldout.txt');
 const ckRoot = join(root, 'checkpoints');
 const out = join(root, 'eval');
@@ -70,7 +71,7 @@ beforeAll(async () => {
 describe('sae-train eval end to end', () => {
   let first: Awaited<ReturnType<typeof cli>>;
   beforeAll(async () => {
-    first = await cli(['eval', recipe('good', {}, `train:\n  cache: unused\n  d_sae: 48\n  out: ${JSON.stringify(ckRoot)}\n`)]);
+    first = await cli(['eval', recipe('good', { reference_models: [refModel] }, `train:\n  cache: unused\n  d_sae: 48\n  out: ${JSON.stringify(ckRoot)}\n`)]);
   });
 
   it('evaluates every run and finetune under train.out and writes the whole contract', () => {
@@ -102,6 +103,13 @@ describe('sae-train eval end to end', () => {
     expect(id.ce_diff_distribution.per_sequence).toHaveLength(6);
     expect(id.ce_diff_distribution.worst_tokens.length).toBeGreaterThan(0);
     expect(typeof id.ce_diff_distribution.worst_tokens[0].context).toBe('string');
+    const eq = id.model_size_equivalence!;
+    expect(eq.references.map((r) => r.model)).toEqual([refModel, modelDir]); // sorted by parameters
+    expect(eq.references[0].params).toBeLessThan(eq.references[1].params);
+    expect(eq.references[1].ce).toBeCloseTo(id.ce_clean, 6);
+    const lo = Math.min(...eq.references.map((r) => r.ce)), hi = Math.max(...eq.references.map((r) => r.ce));
+    if (id.ce_spliced >= lo && id.ce_spliced <= hi) expect(eq.between).toEqual([refModel, modelDir]);
+    else expect(eq.between).toBeNull();
     const ft = json<RunMetrics>(join(out, 'pre1-rand__finetuned-scale', 'metrics.json'));
     expect(ft.parent).toBe('pre1-rand');
     expect(ft.finetune_method).toBe('scale');
@@ -143,7 +151,7 @@ describe('sae-train eval end to end', () => {
 
   it('a second run reuses finished evals; --fresh redoes them', async () => {
     const mtime = statSync(join(out, 'pre1-id', 'metrics.json')).mtimeMs;
-    const again = await cli(['eval', recipe('good', {}, `train:\n  cache: unused\n  d_sae: 48\n  out: ${JSON.stringify(ckRoot)}\n`)]);
+    const again = await cli(['eval', recipe('good', { reference_models: [refModel] }, `train:\n  cache: unused\n  d_sae: 48\n  out: ${JSON.stringify(ckRoot)}\n`)]);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/reusing 4 finished eval/);
     expect(again.stdout).not.toMatch(/eval: \d+ run/);
@@ -161,6 +169,12 @@ describe('sae-train eval: bad input', () => {
     writeRun(join(bad, 'narrow'), identitySae(8), 'blocks.1.hook_resid_pre', { d_sae: 16 });
     writeRun(join(bad, 'nohook'), identitySae(D), 'blocks.7.hook_resid_pre', { d_sae: 2 * D });
     writeRun(join(bad, 'nan'), identitySae(D), 'blocks.0.hook_resid_post', { d_sae: 2 * D });
+    const foldedCache = join(bad, 'cache-folded');
+    writeCache(foldedCache, 'blocks.1.hook_resid_pre', new Float32Array(4 * D), D);
+    const mf = json<Record<string, { processing: string }>>(join(foldedCache, 'manifest.json'));
+    mf.model.processing = 'fold_ln';
+    writeFileSync(join(foldedCache, 'manifest.json'), JSON.stringify(mf));
+    writeRun(join(bad, 'folded'), identitySae(D), 'blocks.1.hook_resid_pre', { d_sae: 2 * D, cache: foldedCache });
     const w = identitySae(D);
     w.W_dec[3] = NaN;
     writeSafetensors(join(bad, 'nan', 'sae_weights.safetensors'), {
@@ -169,9 +183,10 @@ describe('sae-train eval: bad input', () => {
     });
     const badOut = join(root, 'eval-bad');
     const r = await cli(['eval', recipe('bad', { out: badOut, prompts: [], topk: [], drop_lowest: [],
-      checkpoints: [join(bad, 'narrow'), join(bad, 'nohook'), join(bad, 'nan'), join(ckRoot, 'pre1-id')] })]);
+      checkpoints: [join(bad, 'narrow'), join(bad, 'nohook'), join(bad, 'nan'), join(bad, 'folded'), join(ckRoot, 'pre1-id')] })]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/eval failed for 3 of 4 checkpoint/);
+    expect(r.stderr).toMatch(/eval failed for 4 of 5 checkpoint/);
+    expect(r.stderr).toMatch(/weight processing "fold_ln" .* eval runs it with "none"/);
     expect(r.stderr).toMatch(/d_in 8, but hook "blocks\.1\.hook_resid_pre" of model tiny carries 16/);
     expect(r.stderr).toMatch(/unknown hook "blocks\.7\.hook_resid_pre"/);
     expect(r.stderr).toMatch(/"W_dec" holds NaN/);

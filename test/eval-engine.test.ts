@@ -6,6 +6,7 @@ import { finishRecon } from '../src/eval/reconstruction.js';
 import { gpt2Forward, tokenCrossEntropy } from '../src/model/gpt2.js';
 import { loadGpt2, type LoadedGpt2 } from '../src/model/load.js';
 import { reconstruct, toTensors, disposeTensors } from '../src/sae/forward.js';
+import { spliceCe } from '../src/eval/splice_ce.js';
 import { useTestBackend } from './helpers/backend.js';
 import { identitySae, randomSae, randomWindows, zeroDecoderSae } from './helpers/hand-saes.js';
 
@@ -157,5 +158,16 @@ describe('start-from-hook splice', () => {
     expect(res.runs.get('bad')!.error).toMatch(/d_in 32/);
     expect(res.runs.get('ok')!.error).toBeUndefined();
     expect(res.sets[0].error).toMatch(/bad failed/);
+  });
+
+  it('spliceCe (the hook finetune calls) agrees with the full pass and refuses a misfit SAE', async () => {
+    const w = randomSae(D, 96, 4);
+    const full = await run([{ name: 'r', hook: MLP0, weights: w }], { meanAblation: false });
+    const d = downstreamMetrics(full, full.runs.get('r')!);
+    const s = await spliceCe(model, windows, { hook: MLP0, weights: w }, 2); // the same batches: ce_recovered divides by a small zero-ablation gap
+    for (const k of ['ce_clean', 'ce_spliced', 'ce_zero_ablation', 'ce_recovered', 'ce_diff', 'kl_div'] as const) expect(s[k], k).toBeCloseTo(d[k], 5);
+    const id = await spliceCe(model, windows, { hook: PRE1, weights: identitySae(D) });
+    expect(id.ce_spliced).toBeCloseTo(id.ce_clean, 6);
+    await expect(spliceCe(model, windows, { hook: PRE1, weights: identitySae(8) })).rejects.toThrow(/splicing the SAE at blocks\.1\.hook_resid_pre: .*d_in 8/);
   });
 });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { join } from 'node:path';
 import { formatBytes, WASM_SAFE_BYTES } from '../backend/memory.js';
@@ -7,6 +7,7 @@ import { currentBackend } from '../backend/picker.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { UserError } from '../io/errors.js';
 import { readWindows } from '../model/corpus.js';
+import { hubModelDir, isHubId } from '../model/hub.js';
 import { loadGpt2, paramBytes, type LoadedGpt2 } from '../model/load.js';
 import { gpt2Tokenizer, type Tokenizer } from '../model/tokenizer.js';
 import { reconstruct, toTensors, disposeTensors } from '../sae/forward.js';
@@ -108,8 +109,7 @@ async function referenceCes(section: EvalSection, model: LoadedGpt2, windows: re
   const cached = fresh ? undefined : readJson<{ key: typeof key; refs: (ReferenceCe & { fingerprint: unknown })[] }>(path);
   const out: (ReferenceCe & { fingerprint: unknown })[] = [];
   for (const spec of section.reference_models) {
-    const dir = spec; // loadGpt2 resolves hub ids; the fingerprint falls back to the spec alone
-    const fingerprint = modelFingerprint(spec, dir);
+    const fingerprint = modelFingerprint(spec, !existsSync(spec) && isHubId(spec) ? hubModelDir(spec) : spec);
     const hit = cached && JSON.stringify(cached.key) === JSON.stringify(key) ? cached.refs.find((r) => JSON.stringify(r.fingerprint) === JSON.stringify(fingerprint)) : undefined;
     if (hit) {
       out.push(hit);
@@ -127,7 +127,8 @@ async function referenceCes(section: EvalSection, model: LoadedGpt2, windows: re
 export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void> {
   const section = requireSection(recipe, 'eval');
   if (!recipe.model) throw new UserError(`${recipe.path}: eval needs model: (a local GPT-2 folder or a hub id such as gpt2) to splice the SAEs into.`);
-  const model = await loadGpt2(recipe.model);
+  // The model as the SAEs saw it: the recipe's harvest processing (TransformerLens fold_ln / centering), if any.
+  const model = await loadGpt2(recipe.model, { foldLn: recipe.harvest?.fold_ln, centerWritingWeights: recipe.harvest?.center_writing_weights });
   const c = model.config;
   const tok = gpt2Tokenizer();
   const decode = c.vocab_size <= tok.vocabSize ? (ids: readonly number[]) => tok.decode(ids) : undefined;
@@ -141,7 +142,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
   const loaded: EvalCheckpoint[] = [];
   for (const dir of dirs) {
     try {
-      loaded.push(loadEvalCheckpoint(dir, c, model.name));
+      loaded.push(loadEvalCheckpoint(dir, c, model));
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       failures.push({ run: dir, dir, error: err.message });
@@ -149,7 +150,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
   }
 
   const shared: SharedInputs = {
-    model: modelFingerprint(recipe.model, model.dir),
+    model: { ...modelFingerprint(recipe.model, model.dir), processing: model.processing },
     windows_sha256: windowsSha256(windows),
     windows: windows.length,
     context_size: T,

@@ -11,6 +11,8 @@ export const INPUTS_FILE = 'eval_inputs.json';
 
 export interface ModelFingerprint {
   spec: string;
+  /** TransformerLens weight processing applied at load ("none", "fold_ln", …). */
+  processing?: string;
   /** config.json and every *.safetensors file by name, size and mtime (hashing GB of weights per run would cost more than it saves). */
   files: { name: string; size: number; mtimeMs: number }[];
 }
