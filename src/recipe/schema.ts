@@ -97,7 +97,10 @@ export const EvalSchema = z.strictObject({
   batch_size: posInt().default(8),
   /** Default: every run (and finetune) under train.out. */
   checkpoints: z.array(z.string()).default([]),
-  /** Sets of checkpoints spliced in together (one per hook); default: all evaluated runs of the first d_sae and seed. */
+  /**
+   * Sets of checkpoints (run names or folders) spliced in together, one per hook. Default: one set per group
+   * of evaluated runs that differ only in their hook (same d_sae, seed, l1, lr, finetune), spanning ≥ 2 hooks.
+   */
   splice_all: z.array(z.array(z.string())).default([]),
   topk: z.array(posInt()).default([1, 4, 16, 64]),
   drop_lowest: z.array(posInt()).default([1, 4, 16]),
