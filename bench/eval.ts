@@ -16,7 +16,8 @@ import { cleanReference, disposeRef, splicedCeKl } from '../src/eval/logprobs.js
 import { parseGpt2Config } from '../src/model/config.js';
 import { gpt2Forward, type HookFn } from '../src/model/gpt2.js';
 import { disposeParams, randomGpt2Weights, toParams, type Gpt2Model } from '../src/model/weights.js';
-import { disposeTensors, reconstruct, toTensors } from '../src/sae/forward.js';
+import { disposeTensors, toTensors } from '../src/sae/forward.js';
+import { saeHookFn } from '../src/eval/sae_hook.js';
 import type { SaeWeights } from '../src/sae/weights.js';
 
 const T = 128, B = Number(process.env.BATCH ?? 8), REPS = Number(process.env.REPS ?? 3);
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
   const HOOK = 'blocks.6.hook_resid_pre';
   const sae = randomSae(0);
   const p = toTensors(sae);
-  const splice: Record<string, HookFn> = { [HOOK]: (x) => tf.reshape(reconstruct(tf.reshape(x, [-1, D]) as tf.Tensor2D, p), x.shape) };
+  const splice: Record<string, HookFn> = { [HOOK]: saeHookFn(p) };
 
   const clean = gpt2Forward(model, tok, { hooks: [HOOK] });
   const { ref, ceBT1 } = cleanReference(clean.logits!, tok);
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
   const saes = layers.map((l, i) => ({ name: `l${l}`, hook: `blocks.${l}.hook_resid_pre`, weights: randomSae(i + 1) }));
   const params = saes.map((s) => toTensors(s.weights));
   const all: Record<string, HookFn> = {};
-  saes.forEach((s, i) => (all[s.hook] = (x) => tf.reshape(reconstruct(tf.reshape(x, [-1, D]) as tf.Tensor2D, params[i]), x.shape)));
+  saes.forEach((s, i) => (all[s.hook] = saeHookFn(params[i])));
   const start = gpt2Forward(model, tok, { hooks: ['blocks.2.hook_resid_pre'], logits: false });
   const tAll = await time(`all at once (layers ${layers.join(', ')}), from layer 2 + CE/KL`, async () => {
     const out = gpt2Forward(model, null, { start: { hook: 'blocks.2.hook_resid_pre', value: start.hooks['blocks.2.hook_resid_pre'] }, replace: all });

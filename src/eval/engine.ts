@@ -1,12 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { gpt2Forward, type ForwardResult, type HookFn } from '../model/gpt2.js';
 import type { Gpt2Model } from '../model/weights.js';
-import { decode, disposeTensors, encode, reconstruct, toTensors, type SaeTensors } from '../sae/forward.js';
+import { decode, disposeTensors, encode, toTensors, type SaeTensors } from '../sae/forward.js';
 import type { SaeWeights } from '../sae/weights.js';
 import { dropLowest, keepTopK } from './ablate.js';
-import { batchTargets, cleanReference, disposeRef, splicedCeKl, tokenCe, type CleanRef, type Targets } from './logprobs.js';
+import { cleanReference, disposeRef, splicedCeKl, tokenCe, type CleanRef } from './logprobs.js';
 import { addReconBatch, emptyReconAcc, type ReconAcc } from './reconstruction.js';
-import { broadcastToHook, relErrorSum, sqErrAndL0, windowMeans } from './reductions.js';
+import { relErrorSum, sqErrAndL0, windowMeans } from './reductions.js';
+import { batchTokens, sumOf } from './batches.js';
+import { meanAblationPass } from './mean_ablation.js';
+import { saeHookFn } from './sae_hook.js';
 import { earliestStart, residPostsAfter, startHookFor } from './splice_points.js';
 
 /**
@@ -129,12 +132,6 @@ function saeOn(x: tf.Tensor, p: SaeTensors): { x2: tf.Tensor2D; f: tf.Tensor2D; 
   });
 }
 
-async function sumOf(t: tf.Tensor): Promise<number> {
-  const v = (await t.data())[0];
-  t.dispose();
-  return v;
-}
-
 /** One SAE on one batch: reconstruction sums, spliced CE/KL per token, propagation, top-k and drop-lowest. */
 async function runBatch(model: Gpt2Model, tok: tf.Tensor2D, clean: ForwardResult, ref: CleanRef, sae: EngineSae, acc: RunAcc, offset: number): Promise<void> {
   const p = toTensors(sae.weights);
@@ -184,10 +181,7 @@ async function setBatch(model: Gpt2Model, tok: tf.Tensor2D, clean: ForwardResult
   const params = saes.map((s) => toTensors(s.weights));
   try {
     const replace: Record<string, HookFn> = {};
-    saes.forEach((s, i) => {
-      const dIn = s.weights.dIn;
-      replace[s.hook] = (x) => tf.reshape(reconstruct(tf.reshape(x, [-1, dIn]) as tf.Tensor2D, params[i]), x.shape);
-    });
+    saes.forEach((s, i) => (replace[s.hook] = saeHookFn(params[i])));
     const out = spliceForward(model, tok, clean, replace);
     const { ceBT1, klBT1 } = splicedCeKl(out.logits!, ref);
     acc.ceSum += await sumOf(tf.sum(ceBT1));
@@ -196,12 +190,6 @@ async function setBatch(model: Gpt2Model, tok: tf.Tensor2D, clean: ForwardResult
   } finally {
     params.forEach(disposeTensors);
   }
-}
-
-function batchTokens(windows: readonly Int32Array[], b0: number, b1: number, T: number): tf.Tensor2D {
-  const flat = new Int32Array((b1 - b0) * T);
-  for (let i = b0; i < b1; i++) flat.set(windows[i], (i - b0) * T);
-  return tf.tensor2d(flat, [b1 - b0, T], 'int32');
 }
 
 /** Runs the eval pass (see the top of this file). windows: token windows of equal length T ≥ 2. */
@@ -304,45 +292,4 @@ export async function evaluateSaes(model: Gpt2Model, windows: readonly Int32Arra
   for (const acc of hooks.values()) for (let j = 0; j < acc.dIn; j++) acc.mean[j] /= W * T;
   if (opts.meanAblation ?? true) await meanAblationPass(model, windows, hooks, B, opts);
   return { windows: W, T, positions: W * T, predicted: P, ceClean, hooks, runs, sets };
-}
-
-/** CE with each hook replaced by its mean over the eval tokens. */
-async function meanAblationPass(model: Gpt2Model, windows: readonly Int32Array[], hooks: Map<string, HookAcc>, B: number, opts: EngineOptions): Promise<void> {
-  const c = model.config;
-  const W = windows.length, T = windows[0].length;
-  const list = [...hooks.values()];
-  for (const h of list) h.ceMeanSum = 0;
-  // Non-residual hooks start from a clean residual below them: one prefix forward serves them all.
-  const prefixReads = [...new Set(list.map((h) => startHookFor(c, h.hook)).filter((s, i): s is string => s !== null && s !== list[i].hook))];
-  const means = new Map(list.map((h) => [h.hook, tf.tensor1d(Float32Array.from(h.mean))]));
-  try {
-    for (let b0 = 0; b0 < W; b0 += B) {
-      const b1 = Math.min(W, b0 + B);
-      const tok = batchTokens(windows, b0, b1, T);
-      const targets: Targets = batchTargets(tok, c.vocab_size);
-      const prefix = prefixReads.length ? gpt2Forward(model, tok, { hooks: prefixReads, logits: false }) : { hooks: {} as Record<string, tf.Tensor> };
-      try {
-        for (const h of list) {
-          const mu = means.get(h.hook)!;
-          const start = startHookFor(c, h.hook);
-          const replace: Record<string, HookFn> = { [h.hook]: (x) => broadcastToHook(mu, x.shape) };
-          let out: ForwardResult;
-          if (start === h.hook) {
-            const value = broadcastToHook(mu, [b1 - b0, T, c.n_embd]);
-            out = gpt2Forward(model, null, { start: { hook: start, value } });
-            value.dispose();
-          } else out = gpt2Forward(model, start ? null : tok, { start: start ? { hook: start, value: prefix.hooks[start] } : undefined, replace });
-          const ce = tokenCe(out.logits!, targets);
-          out.logits!.dispose();
-          h.ceMeanSum += await sumOf(tf.sum(ce));
-          ce.dispose();
-        }
-      } finally {
-        tf.dispose([tok, targets.targetIdxN, ...Object.values(prefix.hooks)]);
-      }
-      opts.onProgress?.('mean-ablation', b1, W);
-    }
-  } finally {
-    tf.dispose([...means.values()]);
-  }
 }
