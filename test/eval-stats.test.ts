@@ -6,6 +6,7 @@ import { ceDiffDistribution, CE_DIFF_QUANTILES } from '../src/eval/cediff.js';
 import { ceDiffCorrelation } from '../src/eval/correlation.js';
 import { pearson, quantiles, ranks, shareOfLargest, spearman } from '../src/eval/stats.js';
 import { interpolateModelSize } from '../src/eval/model_size.js';
+import { cleanReference, disposeRef, splicedCeKl } from '../src/eval/logprobs.js';
 import { useTestBackend } from './helpers/backend.js';
 import { numpy } from './helpers/finetune-fixture.js';
 
@@ -101,6 +102,35 @@ for k in [${ks.join(', ')}]:
       tf.dispose([top, low]);
     }
     t.dispose();
+  });
+});
+
+describe('CE and KL from logits vs numpy', () => {
+  it('per-token CE of both and KL(clean ‖ spliced) over predicted positions', async () => {
+    const B = 2, T = 5, V = 7;
+    const lc = Float32Array.from({ length: B * T * V }, () => rng() * 6 - 3);
+    const ls = Float32Array.from(lc, (v) => v + (rng() - 0.5) * 2);
+    const toks = Int32Array.from({ length: B * T }, () => Math.floor(rng() * V));
+    const r = numpy(`
+B, T, V = ${B}, ${T}, ${V}
+lc, ls, tok = inp('lc').reshape(B, T, V), inp('ls').reshape(B, T, V), inp('tok').reshape(B, T).astype(int)
+def lsm(x): m = x.max(-1, keepdims=True); return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+a, b = lsm(lc)[:, :-1], lsm(ls)[:, :-1]
+nxt = tok[:, 1:]
+ce = lambda l: -np.take_along_axis(l, nxt[..., None], -1)[..., 0]
+out('cec', ce(a)); out('ces', ce(b)); out('kl', (np.exp(a) * (a - b)).sum(-1))
+`, { lc, ls, tok: toks });
+    const tok = tf.tensor2d(toks, [B, T], 'int32');
+    const [c3, s3] = [tf.tensor3d(lc, [B, T, V]), tf.tensor3d(ls, [B, T, V])];
+    const { ref, ceBT1 } = cleanReference(c3, tok);
+    const { ceBT1: ceS, klBT1 } = splicedCeKl(s3, ref);
+    const near = async (t: tf.Tensor, want: Float64Array) => Array.from(await t.data()).forEach((v, i) => expect(v).toBeCloseTo(want[i], 5));
+    expect(ceBT1.shape).toEqual([B, T - 1]);
+    await near(ceBT1, r.cec);
+    await near(ceS, r.ces);
+    await near(klBT1, r.kl);
+    tf.dispose([tok, c3, s3, ceBT1, ceS, klBT1]);
+    disposeRef(ref);
   });
 });
 
