@@ -255,7 +255,10 @@ export function gpt2Forward(model: Gpt2Model, tokens: tf.Tensor2D | number[][] |
       if (lastStage < 0) return result();
       resid = stage(() => {
         const embed = emit('hook_embed', tf.reshape(gatherRows(p.wte, tf.reshape(tok, [B * T])), [B, T, c.n_embd]));
-        const pos = emit('hook_pos_embed', tf.broadcastTo(tf.reshape(tf.slice(p.wpe, [0, 0], [T, c.n_embd]), [1, T, c.n_embd]), [B, T, c.n_embd]));
+        const posTD = tf.reshape(tf.slice(p.wpe, [0, 0], [T, c.n_embd]), [1, T, c.n_embd]);
+        // [B, T, D] as TransformerLens has it, materialised only when someone looks (a broadcast add is cheaper).
+        const watched = read.has('hook_pos_embed') || 'hook_pos_embed' in replace;
+        const pos = watched ? emit('hook_pos_embed', tf.broadcastTo(posTD, [B, T, c.n_embd])) : posTD;
         return emit('blocks.0.hook_resid_pre', tf.add(embed, pos)) as tf.Tensor3D;
       });
       if (done(0)) return result();
