@@ -3,6 +3,20 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { useTestBackend } from './helpers/backend.js';
 import { decoderMseGrad } from '../src/finetune/decoder_grad.js';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpDir } from './helpers/tmp.js';
+import { numpy } from './helpers/finetune-fixture.js';
+import { main } from '../src/cli/main.js';
+import { runFinetune } from '../src/cli/finetune.js';
+import { loadRecipe } from '../src/recipe/load.js';
+import { loadCheckpoint } from '../src/sae/checkpoint.js';
+import { openCache } from '../src/activations/cache.js';
+import { rangeBatches } from '../src/finetune/split.js';
+import type { SaeWeights } from '../src/sae/weights.js';
+import type { FinetuneReport } from '../src/finetune/table.js';
+
+const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 beforeAll(useTestBackend);
 
@@ -36,5 +50,62 @@ describe('decoder finetune gradient', () => {
       expect(g[k]).toBeCloseTo((loss64(wp) - loss64(wm)) / (2 * h), 4);
     }
     tf.dispose([ft, rt, wt, loss, dW]);
+  });
+});
+
+describe('sae-train finetune decoder (on an SAE trained by the trainer)', () => {
+  const dir = tmpDir();
+  const recipePath = join(dir, 'r.yaml');
+  const run = join(dir, 'ck', 'synthetic');
+  const out = join(run, 'finetuned-decoder');
+  writeFileSync(recipePath, `name: ftd
+backend: wasm
+synth: { d_in: 32, n_features: 64, active_features: 4, tokens: 24000, shard_tokens: 5000, out: ${join(dir, 'cache')} }
+train: { d_sae: 64, l1_coefficient: 2, lr: 3.0e-3, batch_size: 256, tokens: 60000, out: ${join(dir, 'ck')} }
+finetune: { method: decoder, tokens: 40000, heldout_tokens: 4000, batch_size: 256, lr: 3.0e-3, lr_decay_tokens: 10000, checkpoint_every_tokens: 5120 }
+`);
+  let straight: SaeWeights;
+
+  it('lowers held-out MSE to near the least-squares optimum, with L0 and the encoder unchanged', async () => {
+    for (const s of ['synth', 'train', 'finetune']) expect(await main([s, recipePath]), s).toBe(0);
+    const parent = loadCheckpoint(run).weights;
+    const { cfg, weights } = loadCheckpoint(out);
+    straight = weights;
+    expect(cfg.parent).toBe(run);
+    expect(cfg.finetune_method).toBe('decoder');
+    for (const k of ['W_enc', 'b_enc', 'b_dec'] as const) expect(bytes(weights[k]).equals(bytes(parent[k]))).toBe(true);
+    expect(bytes(weights.W_dec).equals(bytes(parent.W_dec))).toBe(false);
+    const rep = JSON.parse(readFileSync(join(out, 'finetune.json'), 'utf8')) as FinetuneReport;
+    expect(rep.after.l0).toBe(rep.before.l0);
+    expect(rep.before.relative_reconstruction_bias!).toBeLessThan(0.8); // the L1 penalty shrank it
+    // Independent reference: with f frozen, the MSE-optimal decoder is a linear least-squares fit (numpy lstsq on the fitting rows).
+    const x = Float32Array.from([...rangeBatches(openCache(join(dir, 'cache'), 'synthetic'), 24000, 0, 24000)][0]);
+    const r = numpy(`
+d, n = 32, 64
+x = inp('x').reshape(-1, d); We = inp('We').reshape(d, n); be = inp('be'); Wd = inp('Wd').reshape(n, d); b = inp('b')
+f = np.maximum((x - b) @ We + be, 0)
+fit, ho = slice(0, 20000), slice(20000, 24000)
+W = np.linalg.lstsq(f[fit], (x - b)[fit], rcond=None)[0]
+out('opt', ((f[ho] @ W + b - x[ho]) ** 2).mean()); out('parent', ((f[ho] @ Wd + b - x[ho]) ** 2).mean())
+`, { x, We: parent.W_enc, be: parent.b_enc, Wd: parent.W_dec, b: parent.b_dec });
+    expect(rep.before.mse!).toBeCloseTo(r.parent[0], 5);
+    expect(rep.after.mse!).toBeLessThan(0.6 * rep.before.mse!);
+    expect(rep.after.mse!).toBeLessThan(1.05 * r.opt[0]);
+    expect(Math.abs(rep.after.relative_reconstruction_bias! - 1)).toBeLessThan(0.05);
+  });
+
+  it('resumes a killed finetune to the same weights, bit for bit', async () => {
+    const recipe = loadRecipe(recipePath);
+    const kill = new Error('killed');
+    await expect(runFinetune(recipe, { fresh: true, overwrite: false }, { afterStep: (s) => { if (s === 110) throw kill; } })).rejects.toBe(kill);
+    expect(existsSync(join(out, 'cfg.json'))).toBe(false);
+    const state = JSON.parse(readFileSync(join(out, 'trainer_state', 'decoder.json'), 'utf8'));
+    expect(state.step).toBe(100); // checkpoint_every_tokens 5120 = every 20 steps of 256
+    let resumedAt = -1;
+    await runFinetune(recipe, { fresh: false, overwrite: false }, { afterStep: (s) => { if (resumedAt < 0) resumedAt = s; } });
+    expect(resumedAt).toBe(101);
+    const { weights } = loadCheckpoint(out);
+    expect(bytes(weights.W_dec).equals(bytes(straight.W_dec))).toBe(true);
+    expect(existsSync(join(out, 'trainer_state'))).toBe(false);
   });
 });

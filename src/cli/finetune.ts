@@ -41,7 +41,8 @@ export function parentDirs(recipe: Recipe): string[] {
   return dirs;
 }
 
-export async function runFinetune(recipe: Recipe, opts: StageOptions): Promise<void> {
+/** `hooks.afterStep` lets tests stop an iterative finetune mid-way, as a kill would. */
+export async function runFinetune(recipe: Recipe, opts: StageOptions, hooks: { afterStep?: (step: number) => void } = {}): Promise<void> {
   const section = requireSection(recipe, 'finetune');
   const methods = (Array.isArray(section.method) ? section.method : [section.method]) as FinetuneMethod[];
   if (!section.cache)
@@ -73,7 +74,7 @@ export async function runFinetune(recipe: Recipe, opts: StageOptions): Promise<v
     for (const method of methods) {
       info(`\n${dir} → finetuned-${method}`);
       const { report, reused } = await runFinetuneJob({
-        parent, method, section, cache, split, recipe, before: beforeOnce, overwrite: opts.overwrite, fresh: opts.fresh,
+        parent, method, section, cache, split, recipe, before: beforeOnce, overwrite: opts.overwrite, fresh: opts.fresh, afterStep: hooks.afterStep,
       });
       if (!reused) info(`  wrote ${join(dir, `finetuned-${method}`)} (${report.seconds.toFixed(1)} s)`);
       info(tableMarkdown(report).split('\n').slice(2).join('\n'));
@@ -86,5 +87,5 @@ export const finetuneStage: Stage = {
   name: 'finetune',
   describe: 'freeze each trained SAE\'s encoder and fix its decoder (scale | feature_scale | decoder | decoder_kl); writes <run>/finetuned-<method>/ with a before/after table',
   tensors: true,
-  run: runFinetune,
+  run: (recipe, opts) => runFinetune(recipe, opts),
 };

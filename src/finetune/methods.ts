@@ -10,6 +10,7 @@ import type { SaeWeights } from '../sae/weights.js';
 import { fitScale, foldScale } from './scale.js';
 import { FEATURE_SCALE_MAX_CLOSED_FORM, fitFeatureScales, foldFeatureScales } from './feature_scale.js';
 import { rangeBatches, type Split } from './split.js';
+import { decoderMethod } from './decoder.js';
 
 export type FinetuneMethod = (typeof FINETUNE_METHODS)[number];
 
@@ -34,6 +35,8 @@ export interface MethodContext {
   outDir: string;
   /** Start over instead of resuming. */
   fresh: boolean;
+  /** Called after each optimizer step of iterative methods (tests use it to simulate a kill). */
+  afterStep?: (step: number) => void;
 }
 
 export interface MethodResult {
@@ -88,7 +91,7 @@ async function featureScaleAdam(ctx: MethodContext): Promise<MethodResult> {
 export const METHODS: Record<FinetuneMethod, MethodFn> = {
   scale: scaleMethod,
   feature_scale: featureScaleMethod,
-  decoder: async () => { throw new Error('decoder: not built yet'); },
+  decoder: decoderMethod,
   decoder_kl: async () => { throw new Error('decoder_kl: not built yet'); },
 };
 
@@ -101,7 +104,10 @@ export function methodSpec(method: FinetuneMethod, section: FinetuneSection, par
     case 'feature_scale':
       return { ...common, tokens: section.tokens, batch_size: section.batch_size, ridge: section.ridge, lr: section.lr };
     case 'decoder':
-      return { ...common, tokens: section.tokens, batch_size: section.batch_size, lr: section.lr };
+      return {
+        ...common, tokens: section.tokens, batch_size: section.batch_size, lr: section.lr, lr_warmup_tokens: section.lr_warmup_tokens,
+        lr_decay_tokens: section.lr_decay_tokens, shuffle_buffer_tokens: section.shuffle_buffer_tokens, seed: section.seed,
+      };
     case 'decoder_kl':
       return { ...common, tokens: section.tokens, lr: section.lr };
   }

@@ -91,6 +91,12 @@ export const FinetuneSchema = z.strictObject({
   heldout_tokens: posInt().default(20_000),
   /** How often a decoder finetune saves its resume state. */
   checkpoint_every_tokens: posInt().default(100_000),
+  /** decoder / decoder_kl: linear lr warm-up and decay (to 0 at the end), as in train. */
+  lr_warmup_tokens: z.number().int().nonnegative().default(0),
+  lr_decay_tokens: z.number().int().nonnegative().default(0),
+  /** decoder: rows in the shuffle buffer, and the data order's seed. */
+  shuffle_buffer_tokens: posInt().default(131_072),
+  seed: z.number().int().default(0),
 });
 
 export const EvalSchema = z.strictObject({
