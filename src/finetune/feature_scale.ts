@@ -242,3 +242,19 @@ export async function fitFeatureScales(
     W_decT.dispose();
   }
 }
+
+/**
+ * The per-feature scales' loss and gradient for the Adam path (d_sae too
+ * large for the d_sae² normal equations):
+ *   L(s) = (1/B) Σ_t ‖(f_t ⊙ s)·W − r_t‖²,  ∂L/∂s_i = (2/B) Σ_t f_ti · (err_t · W_i)
+ * fBF [B, d_sae], rBD [B, d_in], W_dec [d_sae, d_in], W_decT [d_in, d_sae], sF [d_sae].
+ */
+export function featureScaleGrad(fBF: tf.Tensor2D, rBD: tf.Tensor2D, W_dec: tf.Tensor2D, W_decT: tf.Tensor2D, sF: tf.Tensor1D): { loss: tf.Scalar; grad: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const B = fBF.shape[0];
+    const err = tf.sub(matMul(tf.mul(fBF, sF) as tf.Tensor2D, W_dec), rBD) as tf.Tensor2D;
+    const loss = tf.div(tf.sum(tf.square(err)), B) as tf.Scalar;
+    const grad = tf.mul(sumRows(tf.mul(fBF, matMul(err, W_decT)) as tf.Tensor2D), 2 / B) as tf.Tensor1D;
+    return { loss, grad };
+  });
+}

@@ -87,6 +87,10 @@ export const FinetuneSchema = z.strictObject({
   batch_size: posInt().default(1024),
   /** Ridge added to the normal equations of feature_scale, relative to their mean diagonal. */
   ridge: z.number().nonnegative().default(1e-6),
+  /** feature_scale: closed form (Cholesky) up to d_sae 8192 under auto, else Adam. */
+  feature_scale_solver: z.enum(['auto', 'cholesky', 'adam']).default('auto'),
+  /** lr of feature_scale's Adam path (the scales are dimensionless, near 1). */
+  scale_lr: z.number().positive().default(1e-2),
   /** The cache's last rows, never fitted on: the before/after table is measured there. */
   heldout_tokens: posInt().default(20_000),
   /** How often a decoder finetune saves its resume state. */
