@@ -14,11 +14,12 @@ import { writeFittingView } from './fit_view.js';
 import type { MethodContext } from './methods.js';
 
 /**
- * Adam on one parameter tensor over the trainer's shuffled stream of the
- * fitting rows, for finetune.tokens, with the trainer's lr schedule; saves
- * and resumes its state (parameter, moments, step, stream position) in
- * <finetune>/trainer_state/ every finetune.checkpoint_every_tokens.
- * The method supplies the initial parameter and a loss-and-gradient function.
+ * Adam on one parameter tensor over a stream of batches, for finetune.tokens,
+ * with the trainer's lr schedule; saves and resumes its state (parameter,
+ * moments, step, the source's position) in <finetune>/trainer_state/ every
+ * finetune.checkpoint_every_tokens. The method supplies the initial parameter,
+ * a loss-and-gradient function and the batch source; adamOverStream is the
+ * usual source, the trainer's shuffled stream over the cache's fitting rows.
  */
 export const BETA1 = 0.9;
 export const BETA2 = 0.999;
@@ -31,20 +32,35 @@ interface StateJson {
   step: number;
   tokens_seen: number;
   tensors_file: string;
-  stream: StreamState;
+  stream: unknown;
   loss_curve: [number, number][];
 }
 
-export interface AdamLoopSpec {
+export interface AdamLoopSpec<T> {
   /** Names the state files and the progress bar. */
   name: string;
   shape: number[];
   /** Initial parameter (used when there is no state to resume). */
   init: () => Float32Array;
-  /** Loss (scalar) and gradient for a raw batch xBD [batch, d_in]; runs inside a tidy. */
-  lossAndGrad: (xBD: tf.Tensor2D, param: tf.Tensor) => { loss: tf.Scalar; grad: tf.Tensor };
+  /** Loss (scalar) and gradient for a batch; runs inside a tidy. */
+  lossAndGrad: (batch: T, param: tf.Tensor) => { loss: tf.Scalar; grad: tf.Tensor };
   /** Shown in the progress bar: the logged loss as the user reads it. */
   show?: (loss: number) => Record<string, number>;
+}
+
+/** Where batches come from: resumable from a JSON-able state. */
+export interface BatchSource<T> {
+  next(): T;
+  /** The position to save; `open(state)` must continue from exactly there. */
+  state(): unknown;
+  /** Passes over the data begun so far. */
+  epochs: number;
+}
+
+/** Batches per optimizer step in tokens, and a source opened fresh or from a saved position. */
+export interface SourceSpec<T> {
+  tokensPerStep: number;
+  open: (state: unknown | undefined) => BatchSource<T>;
 }
 
 export interface AdamLoopResult {
@@ -78,19 +94,33 @@ function loadState(dir: string, name: string, shape: number[]): { j: StateJson; 
   return { j, p: tensors.param.data, m: tensors.m.data, v: tensors.v.data };
 }
 
-export async function adamOverStream(ctx: MethodContext, spec: AdamLoopSpec): Promise<AdamLoopResult> {
+/** adamLoop over the trainer's shuffled stream of the fitting rows of the cache; batches are raw xBD [batch, d_in]. */
+export async function adamOverStream(ctx: MethodContext, spec: AdamLoopSpec<tf.Tensor2D>): Promise<AdamLoopResult> {
   const { section, split, parent } = ctx;
   const hook = parent.cfg.hook_name;
   const dIn = parent.cfg.d_in;
   const B = section.batch_size;
+  const view = writeFittingView(ctx.cache, split.fitRows, join(ctx.outDir, 'trainer_state', 'fit-cache'));
+  if (section.tokens > split.fitRows) info(`  ${section.tokens} tokens over ${split.fitRows} fitting rows: ${(section.tokens / split.fitRows).toFixed(1)} epochs, reshuffled each time.`);
+  return adamLoop(ctx, { ...spec, lossAndGrad: (raw: Float32Array, P) => spec.lossAndGrad(tf.tensor2d(raw, [B, dIn]), P) }, {
+    tokensPerStep: B,
+    open: (state) => {
+      const stream = new ShuffleStream(view, [hook], { bufferRows: Math.min(section.shuffle_buffer_tokens, split.fitRows), seed: section.seed }, state as StreamState | undefined);
+      return { next: () => stream.next(B)[hook], state: () => stream.state(), get epochs() { return stream.epochs; } };
+    },
+  });
+}
+
+/** The optimisation loop: Adam steps until finetune.tokens, checkpoints, resume, progress. */
+export async function adamLoop<T>(ctx: MethodContext, spec: AdamLoopSpec<T>, source: SourceSpec<T>): Promise<AdamLoopResult> {
+  const { section, parent } = ctx;
+  const B = source.tokensPerStep;
   const dir = join(ctx.outDir, 'trainer_state');
-  const view = writeFittingView(ctx.cache, split.fitRows, join(dir, 'fit-cache'));
   const saved = loadState(dir, spec.name, spec.shape);
   const sched = { tokens: section.tokens, batch_size: B, l1_warmup_tokens: 0, lr_warmup_tokens: section.lr_warmup_tokens, lr_decay_tokens: section.lr_decay_tokens };
   const steps = totalSteps(sched);
-  const stream = new ShuffleStream(view, [hook], { bufferRows: Math.min(section.shuffle_buffer_tokens, split.fitRows), seed: section.seed }, saved?.j.stream);
+  const stream = source.open(saved?.j.stream);
   if (saved) info(`  resuming at step ${saved.j.step} of ${steps} from ${dir}`);
-  if (section.tokens > split.fitRows) info(`  ${section.tokens} tokens over ${split.fitRows} fitting rows: ${(section.tokens / split.fitRows).toFixed(1)} epochs, reshuffled each time.`);
   const hyper = { optimizer: 'adam' as const, lr: section.lr, beta1: BETA1, beta2: BETA2, batch_size: B, lr_warmup_tokens: section.lr_warmup_tokens, lr_decay_tokens: section.lr_decay_tokens };
 
   let P: tf.Tensor = tf.tensor(saved ? saved.p : spec.init(), spec.shape);
@@ -102,9 +132,9 @@ export async function adamOverStream(ctx: MethodContext, spec: AdamLoopSpec): Pr
   try {
     while (step < steps) {
       const seenBefore = step * B;
-      const raw = stream.next(B)[hook];
+      const batch = stream.next();
       const lossT = tf.tidy(() => {
-        const { loss, grad } = spec.lossAndGrad(tf.tensor2d(raw, [B, dIn]), P);
+        const { loss, grad } = spec.lossAndGrad(batch, P);
         const u = adamUpdate(P, grad, m, v, step + 1, { lr: section.lr * lrScale(seenBefore, sched), beta1: BETA1, beta2: BETA2, eps: ADAM_EPS });
         tf.dispose([P, m, v]);
         P = tf.keep(u.p);
