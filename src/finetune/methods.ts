@@ -15,6 +15,8 @@ import { FEATURE_SCALE_MAX_CLOSED_FORM, featureScaleGrad, fitFeatureScales, fold
 import { adamOverStream } from './adam_loop.js';
 import { rangeBatches, type Split } from './split.js';
 import { decoderMethod } from './decoder.js';
+import { decoderKlMethod } from './decoder_kl.js';
+import type { Gpt2Model } from '../model/weights.js';
 
 export type FinetuneMethod = (typeof FINETUNE_METHODS)[number];
 
@@ -39,6 +41,8 @@ export interface MethodContext {
   outDir: string;
   /** Start over instead of resuming. */
   fresh: boolean;
+  /** The recipe's GPT-2, loaded on first use (decoder_kl). */
+  model?: () => Promise<Gpt2Model>;
   /** Called after each optimizer step of iterative methods (tests use it to simulate a kill). */
   afterStep?: (step: number) => void;
 }
@@ -138,11 +142,11 @@ export const METHODS: Record<FinetuneMethod, MethodFn> = {
   scale: scaleMethod,
   feature_scale: featureScaleMethod,
   decoder: decoderMethod,
-  decoder_kl: async () => { throw new Error('decoder_kl: not built yet'); },
+  decoder_kl: decoderKlMethod,
 };
 
 /** The settings that make two finetunes the same one (compared to reuse or refuse an existing folder). */
-export function methodSpec(method: FinetuneMethod, section: FinetuneSection, parent: ParentRun, cacheSha: string): Record<string, unknown> {
+export function methodSpec(method: FinetuneMethod, section: FinetuneSection, parent: ParentRun, cacheSha: string, recipe: Recipe): Record<string, unknown> {
   const common = { method, heldout_tokens: section.heldout_tokens, cache_manifest_sha256: cacheSha, parent_weights_sha256: parent.weightsSha256 };
   switch (method) {
     case 'scale':
@@ -161,6 +165,10 @@ export function methodSpec(method: FinetuneMethod, section: FinetuneSection, par
         lr_decay_tokens: section.lr_decay_tokens, shuffle_buffer_tokens: section.shuffle_buffer_tokens, seed: section.seed,
       };
     case 'decoder_kl':
-      return { ...common, tokens: section.tokens, lr: section.lr };
+      return {
+        ...common, tokens: section.tokens, lr: section.lr, lr_warmup_tokens: section.lr_warmup_tokens, lr_decay_tokens: section.lr_decay_tokens,
+        model: recipe.model ?? null, corpus: section.corpus ?? recipe.harvest?.corpus ?? null, context_size: section.context_size ?? null, kl_batch_size: section.kl_batch_size,
+        kl_heldout_windows: section.kl_heldout_windows,
+      };
   }
 }

@@ -101,6 +101,12 @@ export const FinetuneSchema = z.strictObject({
   /** decoder: rows in the shuffle buffer, and the data order's seed. */
   shuffle_buffer_tokens: posInt().default(131_072),
   seed: z.number().int().default(0),
+  /** decoder_kl: text to fit on (default harvest.corpus; never eval.corpus) and its window length (default: the cache's context_size). */
+  corpus: paths().optional(),
+  context_size: posInt().optional(),
+  /** decoder_kl: windows per step, and windows held out (the first ones) to measure KL before/after. */
+  kl_batch_size: posInt().default(4),
+  kl_heldout_windows: posInt().default(32),
 });
 
 export const EvalSchema = z.strictObject({
