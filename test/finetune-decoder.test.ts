@@ -6,7 +6,10 @@ import { decoderMseGrad } from '../src/finetune/decoder_grad.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpDir } from './helpers/tmp.js';
-import { numpy } from './helpers/finetune-fixture.js';
+import { numpy, writeCache } from './helpers/finetune-fixture.js';
+import { writeFittingView } from '../src/finetune/fit_view.js';
+import { readManifest } from '../src/activations/manifest.js';
+import { ShuffleStream } from '../src/activations/shuffle.js';
 import { main } from '../src/cli/main.js';
 import { runFinetune } from '../src/cli/finetune.js';
 import { loadRecipe } from '../src/recipe/load.js';
@@ -107,5 +110,31 @@ out('opt', ((f[ho] @ W + b - x[ho]) ** 2).mean()); out('parent', ((f[ho] @ Wd + 
     const { weights } = loadCheckpoint(out);
     expect(bytes(weights.W_dec).equals(bytes(straight.W_dec))).toBe(true);
     expect(existsSync(join(out, 'trainer_state'))).toBe(false);
+  });
+});
+
+describe('fitting view of a cache (what the decoder finetune streams)', () => {
+  it('holds exactly the rows before the held-out tail, of the one hook, and a shuffled epoch visits each once', () => {
+    const dir = tmpDir();
+    const T = 2600, d = 4;
+    // Row r carries r in its first dimension.
+    const x = Float32Array.from({ length: T * d }, (_, i) => (i % d === 0 ? Math.floor(i / d) : 0.5));
+    writeCache(join(dir, 'cache'), 'a', x, d, 1000);
+    const cache = openCache(join(dir, 'cache'), 'a');
+    const view = writeFittingView(cache, 2345, join(dir, 'view'));
+    const m = readManifest(view);
+    expect(m.tokens).toBe(2345);
+    expect(m.hooks).toEqual(['a']);
+    expect(m.shards.map((s) => s.rows)).toEqual([1000, 1000, 345]);
+    const stream = new ShuffleStream(view, ['a'], { bufferRows: 500, seed: 3 });
+    for (let epoch = 0; epoch < 2; epoch++) {
+      const seen = new Set<number>();
+      for (let i = 0; i < 2345 / 5; i++) {
+        const b = stream.next(5).a;
+        for (let r = 0; r < 5; r++) seen.add(b[r * d]);
+      }
+      expect(seen.size).toBe(2345);
+      expect(Math.max(...seen)).toBe(2344);
+    }
   });
 });

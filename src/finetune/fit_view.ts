@@ -10,14 +10,14 @@ import type { CacheReader } from '../activations/cache.js';
  * finetune without ever reaching the held-out tail. The view is a manifest in
  * `viewDir` whose shards point at the original files by relative path (no
  * copy, checksums unchanged); only the shard the split falls in is cut: its
- * head rows are written to `viewDir/boundary.arrow`. Deterministic: rebuilding
+ * head rows of the reader's hook are written to `viewDir/boundary.arrow`. Deterministic: rebuilding
  * it on resume gives the same view, hence the same stream.
  */
 export function writeFittingView(cache: CacheReader, fitRows: number, viewDir: string): string {
   const m = cache.manifest;
   if (existsSync(join(viewDir, 'manifest.json'))) {
     const old = readManifest(viewDir);
-    if (old.tokens === fitRows && old.created_by === viewTag(cache)) return viewDir;
+    if (old.tokens === fitRows && old.created_by === viewTag(cache) && old.hooks[0] === cache.hook) return viewDir;
     rmSync(viewDir, { recursive: true, force: true });
   }
   mkdirSync(viewDir, { recursive: true });
@@ -29,16 +29,16 @@ export function writeFittingView(cache: CacheReader, fitRows: number, viewDir: s
       shards.push({ ...s, file: relative(viewDir, join(cache.dir, s.file)) });
     } else {
       const take = fitRows - start;
-      const r = readShard(join(cache.dir, s.file), s.sha256);
+      const r = readShard(join(cache.dir, s.file), s.sha256, [cache.hook]);
       const d = r.dIn;
       const acts = Object.fromEntries(Object.entries(r.acts).map(([h, a]) => [h, a.slice(0, take * d)]));
       const cut = { seq: r.seq.slice(0, take), pos: r.pos.slice(0, take), token: r.token.slice(0, take), acts };
-      // float32 whatever the cache's dtype: the rows are exactly what the reader decoded.
-      shards.push({ file: 'boundary.arrow', ...writeShard(join(viewDir, 'boundary.arrow'), cut, d, 'float32') });
+      // The cache's dtype: float16 values decoded to float32 encode back exactly.
+      shards.push({ file: 'boundary.arrow', ...writeShard(join(viewDir, 'boundary.arrow'), cut, d, m.dtype) });
     }
     start += s.rows;
   }
-  writeManifest(viewDir, { ...m, tokens: fitRows, shards, created_by: viewTag(cache) });
+  writeManifest(viewDir, { ...m, hooks: [cache.hook], tokens: fitRows, shards, created_by: viewTag(cache) });
   return viewDir;
 }
 
