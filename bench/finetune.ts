@@ -10,7 +10,12 @@ import { initBackend } from '../src/backend/picker.js';
 import { toTensors, disposeTensors } from '../src/sae/forward.js';
 import type { SaeWeights } from '../src/sae/weights.js';
 import { scaleBatchTerms, addScaleTerms, emptyScaleAcc } from '../src/finetune/scale.js';
-import { emptyFeatureScaleAcc, addFeatureScaleBatch, solveFeatureScales, decoderGramRows } from '../src/finetune/feature_scale.js';
+import { emptyFeatureScaleAcc, addFeatureScaleBatch, solveFeatureScales, decoderGramRows, featureScaleGrad } from '../src/finetune/feature_scale.js';
+import { decoderMseGrad } from '../src/finetune/decoder_grad.js';
+import { encode } from '../src/sae/forward.js';
+import { adamUpdate } from '../src/train/adam.js';
+import { ADAM_EPS } from '../src/train/config.js';
+import { disposeTrainState, newTrainState, trainStep } from '../src/train/step.js';
 
 const D_IN = 768, D_SAE = Number(process.env.D_SAE ?? 4096), BATCH = 1024;
 const REPS = Number(process.env.REPS ?? 5);
@@ -64,7 +69,22 @@ async function main(): Promise<void> {
   const xHost = gaussian(rng, BATCH * D_IN, 1);
   const x = tf.tensor2d(xHost, [BATCH, D_IN]);
 
-  await time('scale (accumulate)', async () => {
+  const results: Record<string, number> = {};
+  // The training step of the same SAE (trainer's trainStep: loss, hand-written gradients, clipping, Adam).
+  {
+    let st = newTrainState(toTensors(w));
+    const h = { lr: 4e-4, beta1: 0.9, beta2: 0.999, eps: ADAM_EPS, l1: 5, decoder: 'norm_weighted_l1' as const, clipNorm: 1 };
+    results.train = await time('train step (reference)', async () => {
+      const { next, stats, fireCountF } = trainStep(st, x, h);
+      await stats.data();
+      tf.dispose([stats, fireCountF]);
+      disposeTrainState(st);
+      st = next;
+    });
+    disposeTrainState(st);
+  }
+
+  results.scale = await time('scale (accumulate)', async () => {
     const t = scaleBatchTerms(x, p);
     addScaleTerms(emptyScaleAcc(), (await t.data()) as Float32Array);
     t.dispose();
@@ -72,14 +92,44 @@ async function main(): Promise<void> {
 
   const acc = emptyFeatureScaleAcc(D_SAE);
   const W_decT = tf.transpose(p.W_dec) as tf.Tensor2D;
-  await time('feature_scale (accumulate)', () => addFeatureScaleBatch(acc, p, W_decT, xHost, D_IN));
+  results.feature_scale = await time('feature_scale (accumulate)', () => addFeatureScaleBatch(acc, p, W_decT, xHost, D_IN));
   let l0 = 0;
   for (let i = 0; i < D_SAE; i++) l0 += acc.fired[i];
   console.log(`  (L0 of the random SAE: ${(l0 / acc.tokens).toFixed(1)}; dense device co-activation batches: ${acc.denseBatches})`);
-  const t0 = performance.now();
-  const sol = await solveFeatureScales(acc, (i0, i1) => decoderGramRows(p.W_dec, W_decT, i0, i1), 1e-6);
-  console.log(`feature_scale (solve, once)               ${((performance.now() - t0) / 1000).toFixed(1)} s for ${sol.live} live features`);
+  if (!process.env.SKIP_SOLVE) {
+    const t0 = performance.now();
+    const sol = await solveFeatureScales(acc, (i0, i1) => decoderGramRows(p.W_dec, W_decT, i0, i1), 1e-6);
+    console.log(`feature_scale (solve, once)               ${((performance.now() - t0) / 1000).toFixed(1)} s for ${sol.live} live features`);
+  }
+
+  // One optimizer step of the decoder finetune and of feature_scale's Adam path, as adamLoop runs them.
+  const adamStep = (name: string, shape: number[], init: tf.Tensor, lossAndGrad: (P: tf.Tensor) => { loss: tf.Scalar; grad: tf.Tensor }) => {
+    let P = init, m = tf.zeros(shape), v = tf.zeros(shape), t = 0;
+    return time(name, async () => {
+      const loss = tf.tidy(() => {
+        const { loss, grad } = lossAndGrad(P);
+        const u = adamUpdate(P, grad, m, v, ++t, { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: ADAM_EPS });
+        tf.dispose([P, m, v]);
+        P = tf.keep(u.p);
+        m = tf.keep(u.m);
+        v = tf.keep(u.v);
+        return loss;
+      });
+      await loss.data();
+      loss.dispose();
+    }).finally(() => tf.dispose([P, m, v]));
+  };
+  const r = tf.sub(x, p.b_dec) as tf.Tensor2D;
+  results.decoder = await adamStep('decoder (Adam step)', [D_SAE, D_IN], tf.clone(p.W_dec), (W) => {
+    const { loss, dW } = decoderMseGrad(encode(x, p), r, W as tf.Tensor2D);
+    return { loss, grad: dW };
+  });
+  results.feature_scale_adam = await adamStep('feature_scale, Adam path (step)', [D_SAE], tf.ones([D_SAE]), (s) =>
+    featureScaleGrad(encode(x, p), r, p.W_dec, W_decT, s as tf.Tensor1D));
+  r.dispose();
   W_decT.dispose();
+  console.log('\nper-token speed relative to the training step:');
+  for (const [k, v] of Object.entries(results)) if (k !== 'train') console.log(`  ${k.padEnd(22)} ${(results.train / v).toFixed(2)}x`);
 
   x.dispose();
   disposeTensors(p);
