@@ -26,6 +26,8 @@ export interface TrainOptions {
   overwrite: boolean;
   /** Called after each step (and its checkpoint, if any); tests use it to simulate a kill. */
   afterStep?: (step: number) => void;
+  /** Called with each run just before its checkpoint is written; tests read its training-space weights. */
+  beforeFinish?: (run: SaeRun) => Promise<void>;
 }
 
 export interface TrainSummary {
@@ -82,6 +84,7 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
     try {
       await trainGroup(saeRuns, stream, step, t, opts);
       for (const r of saeRuns) {
+        await opts.beforeFinish?.(r);
         await r.finish(backend);
         info(`${r.name}: done, checkpoint in ${r.dir}`);
         summary.trained.push(r.name);
@@ -126,7 +129,7 @@ async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: numb
       checkFinite(batch, t.cache, step, runs);
       const reports = feed(runs, batch, seenBefore, t);
       const last = step === steps;
-      if (step % t.log_every_steps === 0 || last || step === startStep + 1)
+      if (step % t.log_every_steps === 0 || last || step === 1)
         runs.forEach((r, i) => appendMetrics(r.dir, { ...reports[i], epoch: stream.epochs }));
       const mean = (k: keyof StepReport) => reports.reduce((a, r) => a + r[k], 0) / reports.length;
       progress.update(step * B, { loss: mean('loss'), L0: mean('l0'), dead: mean('dead_fraction') });
