@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import type { Stage } from './stage.js';
 import { planCommand } from './plan.js';
 import { synthStage } from './synth.js';
+import { harvestStage } from './harvest.js';
 import { trainStage } from './train.js';
 import { finetuneStage } from './finetune.js';
 
@@ -9,7 +10,7 @@ import { finetuneStage } from './finetune.js';
  * The pipeline's stages in run order. `sae-train recipe.yaml` runs every one
  * whose section the recipe has. Each stage lives in its own file.
  */
-export const STAGES: Stage[] = [synthStage, trainStage, finetuneStage];
+export const STAGES: Stage[] = [synthStage, harvestStage, trainStage, finetuneStage];
 
 /** Commands that are not stages. */
 export const EXTRA_COMMANDS: CommandModule<object, never>[] = [planCommand as CommandModule<object, never>];
