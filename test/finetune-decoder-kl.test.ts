@@ -177,7 +177,9 @@ finetune: { method: decoder_kl, corpus: ${join(d2, 'train.txt')}, tokens: 480, l
   });
 
   it('writes finetuned-decoder_kl/ with lower held-out KL, the same L0 and the parent\'s encoder', async () => {
+    const n0 = tf.memory().numTensors;
     expect(await main(['finetune', recipePath])).toBe(0);
+    expect(tf.memory().numTensors).toBe(n0); // the model is freed at the end of the stage
     const run = join(d2, 'ck', hook);
     const rep = JSON.parse(readFileSync(join(run, 'finetuned-decoder_kl', 'finetune.json'), 'utf8')) as FinetuneReport;
     const own = rep.fit.heldout_downstream as { before: { kl_div: number }; after: { kl_div: number } };

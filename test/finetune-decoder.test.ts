@@ -105,8 +105,10 @@ out('opt', ((f[ho] @ W + b - x[ho]) ** 2).mean()); out('parent', ((f[ho] @ Wd + 
     const state = JSON.parse(readFileSync(join(out, 'trainer_state', 'decoder.json'), 'utf8'));
     expect(state.step).toBe(100); // checkpoint_every_tokens 5120 = every 20 steps of 256
     let resumedAt = -1;
+    const n0 = tf.memory().numTensors;
     await runFinetune(recipe, { fresh: false, overwrite: false }, { afterStep: (s) => { if (resumedAt < 0) resumedAt = s; } });
     expect(resumedAt).toBe(101);
+    expect(tf.memory().numTensors).toBe(n0); // no tensor left behind by a whole finetune
     const { weights } = loadCheckpoint(out);
     expect(bytes(weights.W_dec).equals(bytes(straight.W_dec))).toBe(true);
     expect(existsSync(join(out, 'trainer_state'))).toBe(false);

@@ -58,7 +58,11 @@ export async function runFinetune(recipe: Recipe, opts: StageOptions, hooks: { a
   let model: LoadedGpt2 | undefined;
   const loadModel = async (): Promise<LoadedGpt2> => {
     if (!recipe.model) throw new UserError(`${recipe.path}: decoder_kl needs the model: set model: to the GPT-2 the SAE was trained on (a local Hugging Face folder).`);
-    return (model ??= await loadGpt2(recipe.model));
+    // The cache's weight processing, so the hook holds what the SAE was trained on.
+    const proc = manifest.model.processing;
+    model ??= await loadGpt2(recipe.model, { foldLn: proc.includes('fold_ln'), centerWritingWeights: proc.includes('center_writing_weights') });
+    if (model.name !== manifest.model.name) info(`  note: model ${model.name} is not the cache's model (${manifest.model.name}); decoder_kl splices into ${model.name}.`);
+    return model;
   };
   try {
     for (const dir of parents) {

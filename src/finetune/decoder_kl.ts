@@ -208,7 +208,7 @@ export async function fitDecoderKl(ctx: MethodContext, model: Gpt2Model, windows
   return {
     weights,
     fit: {
-      tokens: res.steps * B * T, rows: [0, 0], ...res.hyper, windows_per_step: B, context_size: T, steps: res.steps, epochs: res.epochs,
+      tokens: res.steps * B * T, ...res.hyper, windows_per_step: B, context_size: T, steps: res.steps, epochs: res.epochs,
       activation_scale: s, trained: ['W_dec'], frozen: ['W_enc', 'b_enc', 'b_dec'], loss_curve: res.lossCurve, splice_keeps_position_0: keepFirst,
       heldout_downstream: { source: `the first ${H} windows of finetune.corpus (never fitted on)`, before, after },
     },

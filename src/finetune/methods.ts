@@ -49,8 +49,8 @@ export interface MethodContext {
 
 export interface MethodResult {
   weights: SaeWeights;
-  /** What was fitted, for finetune.json: tokens used and method details. */
-  fit: { tokens: number; rows: [number, number] } & Record<string, unknown>;
+  /** What was fitted, for finetune.json: tokens used, cache rows fitted on (methods that read the cache) and method details. */
+  fit: { tokens: number; rows?: [number, number] } & Record<string, unknown>;
 }
 
 export type MethodFn = (ctx: MethodContext) => Promise<MethodResult>;

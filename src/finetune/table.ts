@@ -17,7 +17,7 @@ export interface FinetuneReport {
   method: string;
   /** Where `before` and `after` were measured. */
   heldout: { cache: string; rows: [number, number]; tokens: number; note: string };
-  fit: { tokens: number; rows: [number, number] } & Record<string, unknown>;
+  fit: { tokens: number; rows?: [number, number] } & Record<string, unknown>;
   before: Row;
   after: Row;
   /** Where the downstream (CE/KL) columns come from, or why they are empty. */
