@@ -1,7 +1,8 @@
 /**
  * Finetune throughput on the wasm backend at d_in 768, d_sae 4096, batch 1024:
  * tokens/s of `scale`, `feature_scale` (accumulation, then the one-off solve)
- * and `decoder` (one Adam step), next to a training step of the same SAE.
+ * and `decoder` (one Adam step), next to a training step of the same SAE;
+ * with BENCH_KL=1 also a decoder_kl step through a GPT-2-small-shaped model.
  * Run: npm run bench:finetune  (results go to BENCHMARKS.md "## Finetune" by hand).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -16,6 +17,9 @@ import { encode } from '../src/sae/forward.js';
 import { adamUpdate } from '../src/train/adam.js';
 import { ADAM_EPS } from '../src/train/config.js';
 import { disposeTrainState, newTrainState, trainStep } from '../src/train/step.js';
+import { klLossAndGrad, type KlSplice, type WindowBatch } from '../src/finetune/decoder_kl.js';
+import { parseGpt2Config } from '../src/model/config.js';
+import { disposeParams, randomGpt2Weights, toParams } from '../src/model/weights.js';
 
 const D_IN = 768, D_SAE = Number(process.env.D_SAE ?? 4096), BATCH = 1024;
 const REPS = Number(process.env.REPS ?? 5);
@@ -47,16 +51,17 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-async function time(label: string, fn: () => Promise<void>): Promise<number> {
+/** Median seconds per call (after a warm-up call); prints tokens/s for `tokens` per call. */
+async function time(label: string, fn: () => Promise<void>, tokens = BATCH, reps = REPS): Promise<number> {
   await fn(); // warm-up
   const ts: number[] = [];
-  for (let i = 0; i < REPS; i++) {
+  for (let i = 0; i < reps; i++) {
     const t = performance.now();
     await fn();
     ts.push((performance.now() - t) / 1000);
   }
   const m = median(ts);
-  console.log(`${label.padEnd(40)} ${(BATCH / m).toFixed(0).padStart(6)} tokens/s  (median ${(m * 1000).toFixed(0)} ms/batch of ${BATCH}, ${REPS} reps)`);
+  console.log(`${label.padEnd(40)} ${(tokens / m).toFixed(0).padStart(6)} tokens/s  (median ${(m * 1000).toFixed(0)} ms/step of ${tokens} tokens, ${reps} reps)`);
   return m;
 }
 
@@ -128,11 +133,44 @@ async function main(): Promise<void> {
     featureScaleGrad(encode(x, p), r, p.W_dec, W_decT, s as tf.Tensor1D));
   r.dispose();
   W_decT.dispose();
+  if (process.env.BENCH_KL) results.decoder_kl = await benchKl(w);
   console.log('\nper-token speed relative to the training step:');
   for (const [k, v] of Object.entries(results)) if (k !== 'train') console.log(`  ${k.padEnd(22)} ${(results.train / v).toFixed(2)}x`);
 
   x.dispose();
   disposeTensors(p);
+}
+
+/**
+ * decoder_kl's step on a GPT-2-small-shaped model (random weights: speed only) at blocks.6.hook_resid_pre,
+ * 4 windows × 128 tokens: clean forward, spliced forward from the hook, backward to W_dec, Adam.
+ * Reported per token of the windows (512 per step).
+ */
+async function benchKl(w: SaeWeights): Promise<number> {
+  const config = parseGpt2Config({ n_layer: 12, n_head: 12, n_embd: 768, n_positions: 1024, vocab_size: 50257 }, 'bench');
+  const model = { config, params: toParams(config, randomGpt2Weights(config, 0, 0.02)) };
+  const p = toTensors(w);
+  const k: KlSplice = { model, hook: 'blocks.6.hook_resid_pre', p, scale: 1, keepFirst: false };
+  const rng = seedrandom('kl');
+  const b: WindowBatch = { tokens: Int32Array.from({ length: 4 * 128 }, () => Math.floor(rng() * 50257)), batch: 4, T: 128 };
+  let P = tf.clone(p.W_dec) as tf.Tensor, m = tf.zeros([D_SAE, D_IN]), v = tf.zeros([D_SAE, D_IN]), t = 0;
+  const sec = await time('decoder_kl (Adam step, GPT-2 small)', async () => {
+    const loss = tf.tidy(() => {
+      const { loss, grad } = klLossAndGrad(k, b, P);
+      const u = adamUpdate(P, grad, m, v, ++t, { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: ADAM_EPS });
+      tf.dispose([P, m, v]);
+      P = tf.keep(u.p);
+      m = tf.keep(u.m);
+      v = tf.keep(u.v);
+      return loss;
+    });
+    await loss.data();
+    loss.dispose();
+  }, 512, 2);
+  tf.dispose([P, m, v]);
+  disposeTensors(p);
+  disposeParams(model.params);
+  return sec * (BATCH / 512);
 }
 
 main().catch((e) => {
