@@ -88,6 +88,18 @@ describe('sae-train finetune (scale, feature_scale)', () => {
     expect(report('scale').fit.tokens).toBe(1000);
   });
 
+  it('feature_scale by Adam (the path for d_sae > 8192) agrees with the closed form', async () => {
+    const run1 = join(dir, 'ck', 'run1');
+    writeRun(run1, loadCheckpoint(run).weights, HOOK);
+    const r = recipe('adam', `  method: feature_scale\n${base.replace(run, run1).replace('tokens: 2000', 'tokens: 60000')}  feature_scale_solver: adam\n  scale_lr: 0.05\n  lr_decay_tokens: 20000\n`);
+    expect((await cli('finetune', r)).code).toBe(0);
+    const adam = JSON.parse(readFileSync(join(run1, 'finetuned-feature_scale', 'finetune.json'), 'utf8')) as FinetuneReport;
+    expect(adam.fit.solver).toBe('adam');
+    const closed = report('feature_scale').fit.scales as number[];
+    (adam.fit.scales as number[]).forEach((v, i) => expect(Math.abs(v / closed[i] - 1), `feature ${i}`).toBeLessThan(0.01));
+    expect(adam.after.l0).toBe(adam.before.l0);
+  });
+
   it('names the problem on bad input', async () => {
     const missing = await cli('finetune', recipe('c', `  method: scale\n${base.replace(run, join(dir, 'ck', 'nope'))}`));
     expect(missing.code).toBe(1);

@@ -29,6 +29,7 @@ describe('reconstruction metrics (DESIGN.md "Metrics")', () => {
     const x = Float32Array.from({ length: T * d }, () => 5 + 3 * (rng() - 0.5)); // large mean: tests the shifted variance
     const xhat = x.map((v) => 0.8 * v + 0.3 * (rng() - 0.5));
     const f = Float32Array.from({ length: T * n }, () => (rng() < 0.1 ? rng() * 2 : 0));
+    x.fill(0, 5 * d, 6 * d); // an all-zero token: no norm ratio, no angle (left out of those means)
     const acc = emptyReconAcc(d, n);
     for (const [r0, r1] of [[0, 7], [7, 200], [200, 300]]) {
       const [xt, xh, ft] = [tf.tensor2d(x.slice(r0 * d, r1 * d), [r1 - r0, d]), tf.tensor2d(xhat.slice(r0 * d, r1 * d), [r1 - r0, d]), tf.tensor2d(f.slice(r0 * n, r1 * n), [r1 - r0, n])];
@@ -44,9 +45,10 @@ fired = (f > 0).sum(0)
 out('mse', ((x - xh) ** 2).mean())
 out('explained_variance', 1 - ((x - xh) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
 out('l0', (f > 0).sum(1).mean()); out('l1', np.abs(f).sum(1).mean())
-out('l2_ratio', (nxh / nx).mean())
+nz = nx > 0
+out('l2_ratio', (nxh[nz] / nx[nz]).mean())
 out('relative_reconstruction_bias', (xh ** 2).sum(1).mean() / (x * xh).sum(1).mean())
-out('cosine', ((x * xh).sum(1) / (nx * nxh)).mean())
+out('cosine', ((x * xh).sum(1)[nz] / (nx * nxh)[nz]).mean())
 out('dead_fraction', (fired == 0).mean()); out('dense_fraction', (fired / T > 0.1).mean())
 `, { x, xh: xhat, f });
     const ref = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v[0]]));

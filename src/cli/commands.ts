@@ -1,7 +1,9 @@
 import type { CommandModule } from 'yargs';
 import type { Stage } from './stage.js';
 import { planCommand } from './plan.js';
+import { synthStage } from './synth.js';
 import { harvestStage } from './harvest.js';
+import { trainStage } from './train.js';
 import { finetuneStage } from './finetune.js';
 import { evalStage } from './eval.js';
 
@@ -9,7 +11,7 @@ import { evalStage } from './eval.js';
  * The pipeline's stages in run order. `sae-train recipe.yaml` runs every one
  * whose section the recipe has. Each stage lives in its own file.
  */
-export const STAGES: Stage[] = [harvestStage, finetuneStage, evalStage];
+export const STAGES: Stage[] = [synthStage, harvestStage, trainStage, finetuneStage, evalStage];
 
 /** Commands that are not stages. */
 export const EXTRA_COMMANDS: CommandModule<object, never>[] = [planCommand as CommandModule<object, never>];

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ReconstructionMetrics } from './types.js';
 import { encode, decode, type SaeTensors } from '../sae/forward.js';
+import { sumRows } from '../sae/loss.js';
 
 /**
  * Reconstruction metrics (DESIGN.md "Metrics") as sums accumulated over
@@ -26,25 +27,27 @@ export interface ReconAcc {
   l0: number;
   /** Σ Σ|f| */
   l1: number;
-  /** Σ ‖x̂‖/‖x‖ */
+  /** Σ ‖x̂‖/‖x‖ over tokens with x ≠ 0 */
   l2Ratio: number;
+  /** Tokens with x ≠ 0 (an all-zero activation has no norm ratio or angle; synthetic data has them). */
+  nonzero: number;
   /** Σ‖x̂‖² */
   sqXhat: number;
   /** Σ x·x̂ */
   dot: number;
-  /** Σ cos(x, x̂) */
+  /** Σ cos(x, x̂) over tokens with x ≠ 0 */
   cosine: number;
   /** Tokens on which each feature fired (f > 0). [d_sae] */
   fired: Float64Array;
 }
 
 /** Per-token quantities reduced on the device, in this column order. */
-const COLS = ['sqErr', 'sqXs', 'l0', 'l1', 'l2Ratio', 'sqXhat', 'dot', 'cosine'] as const;
+const COLS = ['sqErr', 'sqXs', 'l0', 'l1', 'l2Ratio', 'sqXhat', 'dot', 'cosine', 'nonzero'] as const;
 
 export function emptyReconAcc(dIn: number, dSae: number): ReconAcc {
   return {
     dIn, dSae, tokens: 0, sqErr: 0, shift: null, sumXs: new Float64Array(dIn), sqXs: 0,
-    l0: 0, l1: 0, l2Ratio: 0, sqXhat: 0, dot: 0, cosine: 0, fired: new Float64Array(dSae),
+    l0: 0, l1: 0, l2Ratio: 0, nonzero: 0, sqXhat: 0, dot: 0, cosine: 0, fired: new Float64Array(dSae),
   };
 }
 
@@ -70,6 +73,8 @@ export function reconBatchSums(xBD: tf.Tensor2D, xhatBD: tf.Tensor2D, fBF: tf.Te
     const sqX = tf.sum(tf.square(xBD), 1);
     const sqXhat = tf.sum(tf.square(xhatBD), 1);
     const dot = tf.sum(tf.mul(xBD, xhatBD), 1);
+    const nonzero = tf.cast(tf.greater(sqX, 0), 'float32');
+    // x = 0: ratio and cosine count as 0 and the token is left out of their means (nonzero = 0).
     const normX = tf.sqrt(tf.maximum(sqX, tiny));
     const normXhat = tf.sqrt(sqXhat);
     const active = tf.cast(tf.greater(fBF, 0), 'float32');
@@ -78,12 +83,13 @@ export function reconBatchSums(xBD: tf.Tensor2D, xhatBD: tf.Tensor2D, fBF: tf.Te
       tf.sum(tf.square(xs), 1),
       tf.sum(active, 1),
       tf.sum(tf.abs(fBF), 1),
-      tf.div(normXhat, normX),
+      tf.mul(tf.div(normXhat, normX), nonzero),
       sqXhat,
       dot,
       tf.div(dot, tf.maximum(tf.mul(normX, normXhat), tiny)),
+      nonzero,
     ], 1);
-    return tf.concat([tf.reshape(perToken, [-1]), tf.sum(xs, 0), tf.sum(active, 0)]) as tf.Tensor1D;
+    return tf.concat([tf.reshape(perToken, [-1]), sumRows(xs as tf.Tensor2D), sumRows(active as tf.Tensor2D)]) as tf.Tensor1D;
   });
 }
 
@@ -148,9 +154,9 @@ export function finishRecon(acc: ReconAcc): ReconstructionMetrics {
     explained_variance: totalVar > 0 ? 1 - acc.sqErr / totalVar : NaN,
     l0: acc.l0 / n,
     l1: acc.l1 / n,
-    l2_ratio: acc.l2Ratio / n,
+    l2_ratio: acc.nonzero > 0 ? acc.l2Ratio / acc.nonzero : NaN,
     relative_reconstruction_bias: acc.dot !== 0 ? acc.sqXhat / acc.dot : NaN,
-    cosine: acc.cosine / n,
+    cosine: acc.nonzero > 0 ? acc.cosine / acc.nonzero : NaN,
     dead_fraction: dead / acc.dSae,
     dense_fraction: dense / acc.dSae,
     density_histogram: densityHistogram(acc.fired, n),

@@ -3,6 +3,7 @@ import { UserError } from '../io/errors.js';
 import { matMul } from '../backend/matmul.js';
 import { cloneWeights, type SaeWeights } from '../sae/weights.js';
 import { encode, type SaeTensors } from '../sae/forward.js';
+import { sumRows } from '../sae/loss.js';
 import { choleskyInPlace, choleskySolve } from './cholesky.js';
 
 /**
@@ -79,7 +80,7 @@ export function addCoactivationsDense(coact: Float64Array, fired: Float64Array, 
 
 /** Σ_t f_ti ((x_t − b_dec)·W_dec,i) for a batch. xBD [batch, d_in], fBF [batch, d_sae], W_decT [d_in, d_sae] → [d_sae]. */
 export function rhsBatchTerms(xBD: tf.Tensor2D, fBF: tf.Tensor2D, b_dec: tf.Tensor1D, W_decT: tf.Tensor2D): tf.Tensor1D {
-  return tf.tidy(() => tf.sum(tf.mul(fBF, matMul(tf.sub(xBD, b_dec), W_decT)), 0) as tf.Tensor1D);
+  return tf.tidy(() => sumRows(tf.mul(fBF, matMul(tf.sub(xBD, b_dec), W_decT)) as tf.Tensor2D));
 }
 
 /** Co-activation work on the host (Σ L0_t² / 2 multiply-adds) vs a dense device FᵀF (rows·d_sae²): the host wins below this ratio. */
@@ -104,7 +105,7 @@ export async function addFeatureScaleBatch(acc: FeatureScaleAcc, p: SaeTensors, 
   } else {
     const [ftf, firedB] = tf.tidy(() => {
       const fT = tf.transpose(f) as tf.Tensor2D;
-      return [tf.matMul(fT, f), tf.sum(tf.cast(tf.greater(fT, 0), 'float32'), 1)];
+      return [tf.matMul(fT, f), tf.sum(tf.cast(tf.greater(fT, 0), 'float32'), 1)]; // fᵀ rows: a last-axis sum
     });
     addCoactivationsDense(acc.coact, acc.fired, (await ftf.data()) as Float32Array, (await firedB.data()) as Float32Array, n);
     tf.dispose([ftf, firedB]);
@@ -240,4 +241,20 @@ export async function fitFeatureScales(
   } finally {
     W_decT.dispose();
   }
+}
+
+/**
+ * The per-feature scales' loss and gradient for the Adam path (d_sae too
+ * large for the d_sae² normal equations):
+ *   L(s) = (1/B) Σ_t ‖(f_t ⊙ s)·W − r_t‖²,  ∂L/∂s_i = (2/B) Σ_t f_ti · (err_t · W_i)
+ * fBF [B, d_sae], rBD [B, d_in], W_dec [d_sae, d_in], W_decT [d_in, d_sae], sF [d_sae].
+ */
+export function featureScaleGrad(fBF: tf.Tensor2D, rBD: tf.Tensor2D, W_dec: tf.Tensor2D, W_decT: tf.Tensor2D, sF: tf.Tensor1D): { loss: tf.Scalar; grad: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const B = fBF.shape[0];
+    const err = tf.sub(matMul(tf.mul(fBF, sF) as tf.Tensor2D, W_dec), rBD) as tf.Tensor2D;
+    const loss = tf.div(tf.sum(tf.square(err)), B) as tf.Scalar;
+    const grad = tf.mul(sumRows(tf.mul(fBF, matMul(err, W_decT)) as tf.Tensor2D), 2 / B) as tf.Tensor1D;
+    return { loss, grad };
+  });
 }

@@ -71,7 +71,7 @@ function writeReport(dir: string, r: FinetuneReport): void {
 export async function runFinetuneJob(job: JobInput): Promise<{ report: FinetuneReport; reused: boolean }> {
   const { parent, method, section, cache, split } = job;
   const outDir = finetuneDir(parent.dir, method);
-  const spec = methodSpec(method, section, parent, sha256Of(join(cache.dir, 'manifest.json')));
+  const spec = methodSpec(method, section, parent, sha256Of(join(cache.dir, 'manifest.json')), job.recipe);
   const evalOut = job.recipe.eval?.out;
   if (existsSync(outDir) && readdirSync(outDir).length > 0) {
     const old = existsSync(join(outDir, CFG_FILE)) ? (readCfg(outDir).finetune as Record<string, unknown> | undefined) : readStateSpec(outDir);

@@ -17,7 +17,7 @@ export interface FinetuneReport {
   method: string;
   /** Where `before` and `after` were measured. */
   heldout: { cache: string; rows: [number, number]; tokens: number; note: string };
-  fit: { tokens: number; rows: [number, number] } & Record<string, unknown>;
+  fit: { tokens: number; rows?: [number, number] } & Record<string, unknown>;
   before: Row;
   after: Row;
   /** Where the downstream (CE/KL) columns come from, or why they are empty. */
@@ -55,6 +55,12 @@ export function tableMarkdown(r: FinetuneReport): string {
     lines.push(`| ${k} | ${fmt(b)} | ${fmt(a)} | ${change} |`);
   }
   lines.push('', `Downstream (ce_*, kl_div): ${r.downstream_source}`, '');
+  const own = r.fit.heldout_downstream as { source: string; before: Record<string, number>; after: Record<string, number> } | undefined;
+  if (own) {
+    lines.push(`Measured by this finetune on ${own.source}:`, '', '| metric | before | after | change |', '|---|---:|---:|---:|');
+    for (const k of ['kl_div', 'ce_clean', 'ce_spliced']) lines.push(`| ${k} | ${fmt(own.before[k])} | ${fmt(own.after[k])} | ${fmt(own.after[k] - own.before[k])} |`);
+    lines.push('');
+  }
   return lines.join('\n');
 }
 

@@ -58,6 +58,10 @@ export const TrainSchema = z.strictObject({
   b_dec_init: z.enum(['geometric_median', 'mean', 'zeros']).default('geometric_median'),
   adam_beta1: z.number().min(0).max(1).default(0.9),
   adam_beta2: z.number().min(0).max(1).default(0.999),
+  /** Clip the gradient's global norm to this (Anthropic clips to 1); 0 turns clipping off. */
+  grad_clip_norm: z.number().nonnegative().default(1),
+  /** Seeds the data order (shuffle stream), separately from the runs' seeds, so a sweep shares one data order. */
+  data_seed: z.number().int().default(0),
   /** Rows held in the shuffle buffer (bounded memory whatever the cache size). */
   shuffle_buffer_tokens: posInt().default(131_072),
   /** A feature that has not fired in this many tokens counts as dead. */
@@ -83,10 +87,26 @@ export const FinetuneSchema = z.strictObject({
   batch_size: posInt().default(1024),
   /** Ridge added to the normal equations of feature_scale, relative to their mean diagonal. */
   ridge: z.number().nonnegative().default(1e-6),
+  /** feature_scale: closed form (Cholesky) up to d_sae 8192 under auto, else Adam. */
+  feature_scale_solver: z.enum(['auto', 'cholesky', 'adam']).default('auto'),
+  /** lr of feature_scale's Adam path (the scales are dimensionless, near 1). */
+  scale_lr: z.number().positive().default(1e-2),
   /** The cache's last rows, never fitted on: the before/after table is measured there. */
   heldout_tokens: posInt().default(20_000),
   /** How often a decoder finetune saves its resume state. */
   checkpoint_every_tokens: posInt().default(100_000),
+  /** decoder / decoder_kl: linear lr warm-up and decay (to 0 at the end), as in train. */
+  lr_warmup_tokens: z.number().int().nonnegative().default(0),
+  lr_decay_tokens: z.number().int().nonnegative().default(0),
+  /** decoder: rows in the shuffle buffer, and the data order's seed. */
+  shuffle_buffer_tokens: posInt().default(131_072),
+  seed: z.number().int().default(0),
+  /** decoder_kl: text to fit on (default harvest.corpus; never eval.corpus) and its window length (default: the cache's context_size). */
+  corpus: paths().optional(),
+  context_size: posInt().optional(),
+  /** decoder_kl: windows per step, and windows held out (the first ones) to measure KL before/after. */
+  kl_batch_size: posInt().default(4),
+  kl_heldout_windows: posInt().default(32),
 });
 
 export const EvalSchema = z.strictObject({

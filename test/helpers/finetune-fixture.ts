@@ -74,14 +74,14 @@ export function* rowBatches(x: Float32Array, d: number, batch: number, r0 = 0, r
 }
 
 /** Writes rows x [T, d] as an activation cache (format sae-train.activations/v1) under one hook. */
-export function writeCache(dir: string, hook: string, x: Float32Array, d: number, shardRows = 1000): void {
+export function writeCache(dir: string, hook: string, x: Float32Array, d: number, shardRows = 1000, window: { contextSize: number; prependBos: boolean } = { contextSize: 16, prependBos: false }): void {
   const T = x.length / d;
   const shards: Manifest['shards'] = [];
   for (let r0 = 0, i = 0; r0 < T; r0 += shardRows, i++) {
     const n = Math.min(shardRows, T - r0);
     const rows = {
-      seq: Int32Array.from({ length: n }, (_, k) => Math.floor((r0 + k) / 16)),
-      pos: Int32Array.from({ length: n }, (_, k) => (r0 + k) % 16),
+      seq: Int32Array.from({ length: n }, (_, k) => Math.floor((r0 + k) / window.contextSize)),
+      pos: Int32Array.from({ length: n }, (_, k) => (r0 + k) % window.contextSize),
       token: new Int32Array(n),
       acts: { [hook]: x.slice(r0 * d, (r0 + n) * d) },
     };
@@ -89,7 +89,7 @@ export function writeCache(dir: string, hook: string, x: Float32Array, d: number
   }
   writeManifest(dir, {
     format: CACHE_FORMAT, model: { name: 'synthetic', d_model: d, n_layers: 0, processing: 'none' }, hooks: [hook], d_in: d,
-    dtype: 'float32', context_size: 16, prepend_bos: false, exclude_bos: false, tokens: T, shards,
+    dtype: 'float32', context_size: window.contextSize, prepend_bos: window.prependBos, exclude_bos: false, tokens: T, shards,
     corpus: { paths: [], documents: 0 }, created_by: 'test',
   });
 }
