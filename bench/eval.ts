@@ -64,6 +64,14 @@ async function main(): Promise<void> {
   const config = parseGpt2Config({ n_layer: 12, n_head: 12, n_embd: D, n_positions: 1024, vocab_size: 50257 }, 'bench');
   const model: Gpt2Model = { config, params: toParams(config, randomGpt2Weights(config, 0)) };
   console.log(`backend ${b.detail}; GPT-2-small-shaped random model, context ${T}, batch ${B} windows (${TOKENS} tokens), SAE d_sae ${D_SAE}`);
+  // Calibration: a plain matmul's rate shows how loaded the (shared) machine is (~25 GFLOP/s when quiet).
+  const [ma, mb] = [tf.randomNormal([1024, 768]) as tf.Tensor2D, tf.randomNormal([768, 3072]) as tf.Tensor2D];
+  const mm = async () => { const t = tf.matMul(ma, mb); await t.data(); t.dispose(); };
+  await mm();
+  const t0 = performance.now();
+  for (let i = 0; i < 5; i++) await mm();
+  console.log(`calibration: 1024×768×3072 matmul at ${((2 * 1024 * 768 * 3072 * 5) / ((performance.now() - t0) / 1000) / 1e9).toFixed(1)} GFLOP/s`);
+  tf.dispose([ma, mb]);
   const rng = seedrandom('bench-eval-tokens');
   const windows = Array.from({ length: B }, () => Int32Array.from({ length: T }, () => Math.floor(rng() * 50257)));
   const flat = new Int32Array(TOKENS);
