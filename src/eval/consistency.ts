@@ -47,10 +47,15 @@ export interface DictionaryMatch {
   pricingRounds: number;
   /** rows priced exactly, summed over rounds */
   pricedRows: number;
+  /** seconds spent augmenting (sparse matcher or Hungarian) and pricing (blocked passes over suspicious rows) */
+  solveSeconds: number;
+  pricingSeconds: number;
 }
 
 /** Tolerance (in cosine units) below which float32 rounding, not a better matching, explains a reduced cost. */
 const PRICE_TOL = 1e-6;
+/** Edges added per priced row. */
+const PRICE_K = 32;
 
 /** Exact cosines of one unit row of A against every unit row of B [m, d] (host float64 dot products). */
 function exactRow(aUnit: Float32Array, i: number, bUnit: Float32Array, m: number, d: number): { cols: Int32Array; costs: Float64Array } {
@@ -76,9 +81,10 @@ export function matchDictionaries(engine: CosineEngine, aUnit: Float32Array, bUn
   if (n <= opts.denseMax && cmp.full) {
     const cost = new Float64Array(n * m);
     for (let t = 0; t < cost.length; t++) cost[t] = 1 - cmp.full[t];
+    const t0 = performance.now();
     const a = hungarian(cost, n, m);
     const matchedCos = Float32Array.from(a.rowToCol, (j, i) => cmp.full![i * m + j]);
-    return { method: 'hungarian', rowToCol: a.rowToCol, matchedCos, cost: a.cost, lowerBound: a.cost, topK: m, edges: n * m, expandedRows: 0, pricingRounds: 0, pricedRows: 0 };
+    return { method: 'hungarian', rowToCol: a.rowToCol, matchedCos, cost: a.cost, lowerBound: a.cost, topK: m, edges: n * m, expandedRows: 0, pricingRounds: 0, pricedRows: 0, solveSeconds: (performance.now() - t0) / 1000, pricingSeconds: 0 };
   }
   if (n !== m) throw new Error(`matchDictionaries: the sparse matcher needs equal sizes, got ${n} and ${m}`);
   const k = cmp.k;
@@ -95,39 +101,37 @@ export function matchDictionaries(engine: CosineEngine, aUnit: Float32Array, bUn
     }
   const rowFloor = Float64Array.from({ length: n }, (_, i) => 1 - cmp.rowTopVal[i * k + k - 1]);
   const colFloor = Float64Array.from({ length: m }, (_, j) => 1 - cmp.colTopVal[j * k + k - 1]);
+  let solveMs = 0, priceMs = 0, t0 = performance.now();
   const matcher = new SparseMatcher(buildGraph(n, m, rows), (i) => exactRow(aUnit, i, bUnit, m, d));
   matcher.solve();
+  solveMs += performance.now() - t0;
 
+  // Pricing: rows the bound cannot settle get their K best reduced costs computed exactly and added as edges;
+  // every column not returned then has c_ij − v_j ≥ 1 − T_K for good (v only decreases), a floor for the bound.
+  const extraFloor = new Float64Array(n).fill(-Infinity);
   let rounds = 0, priced = 0, bound: number;
   for (;;) {
-    const lb = lowerBoundWithFloors(matcher, rowFloor, colFloor, matcher.expandedRows);
+    const lb = lowerBoundWithFloors(matcher, rowFloor, colFloor, matcher.expandedRows, extraFloor);
     const suspicious: number[] = [];
-    for (let i = 0; i < n; i++) if (lb.rowMin[i] < matcher.u[i] - 1e-9) suspicious.push(i);
+    for (let i = 0; i < n; i++) if (lb.rowMin[i] < matcher.u[i] - PRICE_TOL) suspicious.push(i);
     if (suspicious.length === 0 || rounds >= opts.maxRounds) { bound = lb.bound; break; }
     rounds++;
     priced += suspicious.length;
     const s = suspicious.length;
     const aSub = new Float32Array(s * d);
     suspicious.forEach((i, t) => aSub.set(aUnit.subarray(i * d, (i + 1) * d), t * d));
-    const top = engine.priceRows(aSub, s, matcher.v, opts.topK, (r) => opts.onProgress?.(`pricing round ${rounds}`, r));
-    let added = 0;
-    const exactMin = new Float64Array(s);
+    t0 = performance.now();
+    const top = engine.priceRows(aSub, s, matcher.v, PRICE_K, (r) => opts.onProgress?.(`pricing round ${rounds}`, r));
+    priceMs += performance.now() - t0;
     suspicious.forEach((i, t) => {
       const cols: number[] = [], costs: number[] = [];
-      exactMin[t] = 1 - top.val[t * top.k];
-      for (let q = t * top.k; q < (t + 1) * top.k; q++) {
-        const j = top.idx[q];
-        if (1 - top.val[q] - matcher.u[i] < -PRICE_TOL) { cols.push(j); costs.push(1 - (top.val[q] - matcher.v[j])); }
-      }
-      if (cols.length) { matcher.addEdges(i, { cols, costs }); added++; }
+      for (let q = t * top.k; q < (t + 1) * top.k; q++) { cols.push(top.idx[q]); costs.push(1 - (top.val[q] - matcher.v[top.idx[q]])); }
+      extraFloor[i] = Math.max(extraFloor[i], 1 - top.val[(t + 1) * top.k - 1]);
+      matcher.addEdges(i, { cols, costs });
     });
-    if (added === 0) {
-      // Duals unchanged: the priced rows' exact minima replace their floor bounds.
-      bound = lb.bound;
-      suspicious.forEach((i, t) => { bound += Math.max(lb.rowMin[i], Math.min(exactMin[t], rowCandMin(matcher, i))) - lb.rowMin[i]; });
-      break;
-    }
+    t0 = performance.now();
     matcher.solve();
+    solveMs += performance.now() - t0;
   }
   const res = matcher.result();
   const matchedCos = Float32Array.from(res.rowToCol, (j, i) => {
@@ -138,15 +142,8 @@ export function matchDictionaries(engine: CosineEngine, aUnit: Float32Array, bUn
   return {
     method: 'sparse', rowToCol: res.rowToCol, matchedCos, cost: res.cost, lowerBound: Math.min(bound, res.cost),
     topK: k, edges: matcher.edges, expandedRows: matcher.expandedRows.size, pricingRounds: rounds, pricedRows: priced,
+    solveSeconds: solveMs / 1000, pricingSeconds: priceMs / 1000,
   };
-}
-
-/** min over row i's held edges of c_ij − v_j. */
-function rowCandMin(m: SparseMatcher, i: number): number {
-  const e = m.rowEdges(i);
-  let best = Infinity;
-  for (let q = 0; q < e.cols.length; q++) best = Math.min(best, e.costs[q] - m.v[e.cols[q]]);
-  return best;
 }
 
 /** Share of matched pairs with cosine ≥ t. */

@@ -362,8 +362,9 @@ export class SparseMatcher {
 
 /**
  * A lower bound on the cost of ANY perfect matching of the full n × n problem, from duals v and what is known
- * of the edges a candidate set left out: every left-out edge (i, j) costs at least floorNM(i, j) =
- * max(rowFloor_i, colFloor_j) (e.g. 1 − τ_i where τ_i is the smallest cosine kept in row i's top-k).
+ * of the edges the matcher does not hold: every left-out edge (i, j) costs at least max(rowFloor_i, colFloor_j)
+ * (e.g. 1 − τ_i where τ_i is the smallest cosine kept in row i's top-k), and c_ij − v_j ≥ extraFloor_i
+ * (e.g. from an exact pricing pass over row i while the duals were v_old ≥ v: v only decreases).
  *
  * For any v, LB(v) = Σ_i min_j (c_ij − v_j) + Σ_j v_j ≤ OPT (Lagrangian dual). Row i's min over left-out
  * edges is bounded below by min over ALL j of (max(rowFloor_i, colFloor_j) − v_j), found in O(log n) per row
@@ -375,6 +376,7 @@ export function lowerBoundWithFloors(
   rowFloor: Float64Array,
   colFloor: Float64Array,
   exactRows: ReadonlySet<number> = new Set(),
+  extraFloor?: Float64Array,
 ): { bound: number; rowMin: Float64Array } {
   const n = m.n, v = m.v;
   // Columns sorted by floor G_j. Row i: columns with G_j ≤ F_i contribute F_i − v_j (min: F_i − max v over
@@ -401,7 +403,8 @@ export function lowerBoundWithFloors(
         const mid = (lo + hi) >> 1;
         if (sortedFloor[mid] <= rowFloor[i]) lo = mid + 1; else hi = mid;
       }
-      best = Math.min(best, rowFloor[i] - prefMaxV[lo], sufMin[lo]);
+      const left = Math.min(rowFloor[i] - prefMaxV[lo], sufMin[lo]);
+      best = Math.min(best, extraFloor ? Math.max(left, extraFloor[i]) : left);
     }
     rowMin[i] = best;
     bound += best;
