@@ -3,12 +3,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import seedrandom from 'seedrandom';
-import { CosineEngine, normalizeRows } from '../src/eval/cosine.js';
+import { CosineEngine, normalizeRows, transposeHost } from '../src/eval/cosine.js';
 import { densityDeciles, matchDictionaries, DEFAULT_MATCH } from '../src/eval/consistency.js';
 import { seedPairConsistency, spaceConsistency } from '../src/eval/pair-consistency.js';
 import { seedPairs, sizePairs, type PairableRun } from '../src/eval/pairing.js';
 import type { ConsistencyFile } from '../src/eval/consistency-types.js';
-import { saveCheckpoint, CHECKPOINT_FORMAT, type SaeCfg } from '../src/sae/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT, type SaeCfg } from '../src/sae/checkpoint.js';
 import type { SaeWeights } from '../src/sae/weights.js';
 import { main } from '../src/cli/main.js';
 import { useTestBackend } from './helpers/backend.js';
@@ -110,12 +110,22 @@ describe('blocked cosine pass', () => {
 
 describe('consistency of two dictionaries', () => {
   const rng = seedrandom('consistency');
-  const w = randomWeights(32, 300, rng);
-  const perm = shuffled(300, rng);
-  const copy = permuted(w, perm);
+  const n = 300, d = 32;
+  const perm = shuffled(n, rng);
+  // a checkpoint and a row-permuted, sign-preserving (rescaled) copy of it, both read back from disk
+  const ckDir = tmpDir();
+  let w: SaeWeights, copy: SaeWeights;
+  beforeAll(() => {
+    const w0 = randomWeights(d, n, rng);
+    saveCheckpoint(join(ckDir, 'a'), cfgFor('a', w0, { d_sae: n }), w0);
+    w = loadCheckpoint(join(ckDir, 'a')).weights;
+    const p = permuted(w, perm);
+    saveCheckpoint(join(ckDir, 'b'), cfgFor('b', p, { d_sae: n, seed: 1 }), p);
+    copy = loadCheckpoint(join(ckDir, 'b')).weights;
+  });
 
   for (const [label, denseMax] of [['Hungarian', 1024], ['sparse matcher', 0]] as const) {
-    it(`a row-permuted copy has MMCS 1 and the ${label} recovers the permutation`, () => {
+    it(`a checkpoint against its row-permuted copy: MMCS 1, and the ${label} recovers the permutation`, () => {
       const before = tf.memory().numTensors;
       const r = seedPairConsistency(w, copy, [0.5, 0.7, 0.9], undefined, { ...DEFAULT_MATCH, denseMax });
       expect(tf.memory().numTensors).toBe(before);
@@ -126,12 +136,14 @@ describe('consistency of two dictionaries', () => {
         expect(s.matching.method).toBe(denseMax ? 'hungarian' : 'sparse');
         expect(s.matching.certified_optimal).toBe(true);
       }
-      // feature i of w is feature perm⁻¹(i) of the copy
-      const d = 32, n = 300;
-      const sc = spaceConsistency(normalizeRows(w.W_dec, n, d), normalizeRows(copy.W_dec, n, d), n, n, d, [0.9], { ...DEFAULT_MATCH, denseMax });
+      // feature i of the checkpoint is feature perm⁻¹(i) of the copy, in decoder rows and encoder columns
       const inv = new Array(n);
       perm.forEach((p, j) => { inv[p] = j; });
-      expect(Array.from(sc.rowToCol)).toEqual(inv);
+      const opts = { ...DEFAULT_MATCH, denseMax };
+      const dec = spaceConsistency(normalizeRows(w.W_dec, n, d), normalizeRows(copy.W_dec, n, d), n, n, d, [0.9], opts);
+      const enc = spaceConsistency(normalizeRows(transposeHost(w.W_enc, d, n), n, d), normalizeRows(transposeHost(copy.W_enc, d, n), n, d), n, n, d, [0.9], opts);
+      expect(Array.from(dec.rowToCol)).toEqual(inv);
+      expect(Array.from(enc.rowToCol)).toEqual(inv);
     });
   }
 
