@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import seedrandom from 'seedrandom';
@@ -27,7 +27,6 @@ function scipyBatch(instances: { cost: ArrayLike<number>; n: number; m: number }
   writeFileSync(f, JSON.stringify(instances.map((x) => ({ n: x.n, m: x.m, cost: Array.from(x.cost) }))));
   return JSON.parse(python(PY_LSA, [f]));
 }
-const scipyAssign = (cost: ArrayLike<number>, n: number, m: number): Lsa => scipyBatch([{ cost, n, m }])[0];
 
 function randomCost(n: number, m: number, rng: () => number): Float64Array {
   return Float64Array.from({ length: n * m }, () => rng());
@@ -57,14 +56,27 @@ function graphFrom(c: Float64Array, n: number, edges: Set<number>[]) {
   return buildGraph(n, n, edges.map((s, i) => ({ cols: [...s], costs: [...s].map((j) => c[i * n + j]) })));
 }
 
+// Every instance up front, solved by scipy in one Python process.
+type Inst = { n: number; m: number; cost: Float64Array };
+const DENSE: Inst[] = (() => { const rng = seedrandom('dense'); return [[40, 40], [30, 55], [1, 3]].map(([n, m]) => ({ n, m, cost: randomCost(n, m, rng) })); })();
+const SPARSE: Inst[] = (() => { const rng = seedrandom('sparse'); return [60, 150].flatMap((n) => [{ n, m: n, cost: randomCost(n, n, rng) }, { n, m: n, cost: cosineCost(n, 16, rng) }]); })();
+const WARM: Inst = { n: 80, m: 80, cost: randomCost(80, 80, seedrandom('warm')) };
+// k, share of planted features: half random makes top-k miss the optimum; all planted keeps it
+const BOUND_CASES = [[2, 0.5], [6, 0.5], [4, 1]];
+const BOUND: Inst[] = (() => { const rng = seedrandom('bound'); return BOUND_CASES.map(([, planted]) => ({ n: 120, m: 120, cost: cosineCost(120, 12, rng, planted) })); })();
+let REF: Map<Inst, Lsa>;
+beforeAll(() => {
+  const all = [...DENSE, ...SPARSE, WARM, ...BOUND];
+  const refs = scipyBatch(all);
+  REF = new Map(all.map((x, t) => [x, refs[t]]));
+});
+
 describe('hungarian (dense)', () => {
   it('equals scipy linear_sum_assignment on square and rectangular random instances', () => {
-    const rng = seedrandom('dense');
-    const inst = [[40, 40], [30, 55], [1, 3]].map(([n, m]) => ({ n, m, cost: randomCost(n, m, rng) }));
-    const refs = scipyBatch(inst);
-    for (const [t, { n, m, cost: c }] of inst.entries()) {
+    for (const inst of DENSE) {
+      const { n, m, cost: c } = inst;
       const ours = hungarian(c, n, m);
-      const ref = refs[t];
+      const ref = REF.get(inst)!;
       expect(ours.cost).toBeCloseTo(ref.cost, 10);
       expect(Array.from(ours.rowToCol)).toEqual(ref.cols);
       expect(new Set(ours.rowToCol).size).toBe(n);
@@ -79,12 +91,11 @@ describe('hungarian (dense)', () => {
 
 describe('SparseMatcher', () => {
   it('equals scipy when the candidate set contains the optimum', () => {
-    const rng = seedrandom('sparse');
-    const inst = [60, 150].flatMap((n) => [{ n, m: n, cost: randomCost(n, n, rng) }, { n, m: n, cost: cosineCost(n, 16, rng) }]);
-    const refs = scipyBatch(inst);
-    for (const [t, { n, cost: c }] of inst.entries()) {
+    const rng = seedrandom('sparse-candidates');
+    for (const inst of SPARSE) {
+      const { n, cost: c } = inst;
       {
-        const ref = refs[t];
+        const ref = REF.get(inst)!;
         const top = rowTopK(c, n, n, 3);
         // candidates: the optimum, each row's 3 cheapest, 3 random columns
         const edges = top.map((t, i) => new Set([ref.cols[i], ...t, ...[0, 1, 2].map(() => Math.floor(rng() * n))]));
@@ -112,18 +123,17 @@ describe('SparseMatcher', () => {
     expect(asked.length).toBeGreaterThan(0);
     const res = m.result();
     expect(new Set(res.rowToCol).size).toBe(n);
-    // optimal on the edges it holds: compare with scipy on the same graph (missing edges at a prohibitive cost)
+    // optimal on the edges it holds: compare with the dense Hungarian (checked against scipy above) on the same
+    // graph, missing edges at a prohibitive cost
     const held = new Float64Array(n * n).fill(1e6);
     for (let i = 0; i < n; i++) { const e = m.rowEdges(i); e.cols.forEach((j, k) => { held[i * n + j] = e.costs[k]; }); }
-    expect(res.cost).toBeCloseTo(scipyAssign(held, n, n).cost, 9);
+    expect(res.cost).toBeCloseTo(hungarian(held, n, n).cost, 9);
     expect(() => new SparseMatcher(graphFrom(c, n, edges)).solve()).toThrow(/no perfect matching/);
   });
 
   it('re-solves warm after edges are added (pricing) and reaches the full optimum', () => {
-    const rng = seedrandom('warm');
-    const n = 80;
-    const c = randomCost(n, n, rng);
-    const ref = scipyAssign(c, n, n);
+    const { n, cost: c } = WARM;
+    const ref = REF.get(WARM)!;
     const edges = rowTopK(c, n, n, 2).map((t, i) => new Set([...t, (i + 1) % n, i]));
     const m = new SparseMatcher(graphFrom(c, n, edges)).solve();
     // price out: add every edge with negative reduced cost, until none is left
@@ -143,16 +153,11 @@ describe('SparseMatcher', () => {
 
 describe('lowerBoundWithFloors', () => {
   it('bounds the full optimum from below, and is tight when top-k candidates hold the optimum', () => {
-    const rng = seedrandom('bound');
     const n = 120;
-    // k, share of planted features: half random makes top-k miss the optimum; all planted keeps it
-    const cases = [[2, 0.5], [6, 0.5], [4, 1]];
-    const inst = cases.map(([, planted]) => ({ n, m: n, cost: cosineCost(n, 12, rng, planted) }));
-    const refs = scipyBatch(inst);
     let tight = 0;
-    for (const [t, [k]] of cases.entries()) {
-      const c = inst[t].cost;
-      const ref = refs[t];
+    for (const [t, [k]] of BOUND_CASES.entries()) {
+      const c = BOUND[t].cost;
+      const ref = REF.get(BOUND[t])!;
       const rows = rowTopK(c, n, n, k), cols = colTopK(c, n, n, k);
       const edges = rows.map((t) => new Set(t));
       cols.forEach((t, j) => t.forEach((i) => edges[i].add(j)));

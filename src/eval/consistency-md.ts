@@ -34,10 +34,10 @@ export function consistencyMarkdown(c: ConsistencyFile): string {
     ), '');
     for (const p of c.seed_pairs) {
       if (!p.density) continue;
-      out.push(`### ${p.a} vs ${p.b}: consistency by firing frequency (features of ${p.a}, rarest first)`, '');
+      out.push(`### ${p.a} vs ${p.b}: consistency by firing frequency (features of ${p.a}; decile 1 = rarest)`, '');
       out.push(mdTable(
         ['decile', 'features', 'log10 freq', 'mean best cos', 'mean matched cos', ...th.map((t) => `matched ≥${t}`)],
-        p.density.a.map((g) => [g.decile, g.features, `${f3(g.log10_freq_min)} … ${f3(g.log10_freq_max)}`, f3(g.mean_max_cosine), f3(g.mean_matched_cosine), ...th.map((t) => pct(g[`matched_fraction@${t}`]))]),
+        p.density.a.map((g) => [g.decile + 1, g.features, `${f3(g.log10_freq_min)} … ${f3(g.log10_freq_max)}`, f3(g.mean_max_cosine), f3(g.mean_matched_cosine), ...th.map((t) => pct(g[`matched_fraction@${t}`]))]),
       ), '');
     }
   }
