@@ -2,12 +2,14 @@ import type { CommandModule } from 'yargs';
 import type { Stage } from './stage.js';
 import { planCommand } from './plan.js';
 import { harvestStage } from './harvest.js';
+import { consistencyStage } from './consistency.js';
+import { reportStage } from './report.js';
 
 /**
  * The pipeline's stages in run order. `sae-train recipe.yaml` runs every one
  * whose section the recipe has. Each stage lives in its own file.
  */
-export const STAGES: Stage[] = [harvestStage];
+export const STAGES: Stage[] = [harvestStage, consistencyStage, reportStage];
 
 /** Commands that are not stages. */
 export const EXTRA_COMMANDS: CommandModule<object, never>[] = [planCommand as CommandModule<object, never>];
