@@ -6,12 +6,14 @@ import { harvestStage } from './harvest.js';
 import { trainStage } from './train.js';
 import { finetuneStage } from './finetune.js';
 import { evalStage } from './eval.js';
+import { consistencyStage } from './consistency.js';
+import { reportStage } from './report.js';
 
 /**
  * The pipeline's stages in run order. `sae-train recipe.yaml` runs every one
  * whose section the recipe has. Each stage lives in its own file.
  */
-export const STAGES: Stage[] = [synthStage, harvestStage, trainStage, finetuneStage, evalStage];
+export const STAGES: Stage[] = [synthStage, harvestStage, trainStage, finetuneStage, evalStage, consistencyStage, reportStage];
 
 /** Commands that are not stages. */
 export const EXTRA_COMMANDS: CommandModule<object, never>[] = [planCommand as CommandModule<object, never>];
