@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readManifest, type Manifest } from '../activations/manifest.js';
 import { ShuffleStream } from '../activations/shuffle.js';
-import { formatBytes, saeTrainBytes, WASM_SAFE_BYTES } from '../backend/memory.js';
+import { formatBytes, saeSweepTrainBytes, WASM_SAFE_BYTES } from '../backend/memory.js';
 import { currentBackend, type BackendInfo } from '../backend/picker.js';
 import { createProgress } from '../cli/progress.js';
 import { info } from '../cli/log.js';
@@ -98,7 +98,7 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
 
 /** Refuses, on wasm, runs whose tensors would pass the heap size where tfjs-wasm silently corrupts memory. */
 export function checkMemory(runs: Run[], dIn: number, batch: number, backend: BackendInfo): void {
-  const total = runs.reduce((a, r) => a + saeTrainBytes(dIn, r.d_sae, batch), 0);
+  const total = saeSweepTrainBytes(dIn, runs.map((r) => r.d_sae), batch);
   if (backend.name === 'wasm' && total > WASM_SAFE_BYTES)
     throw new UserError(`training ${runs.length} SAE(s) at once (d_in ${dIn}, d_sae ${[...new Set(runs.map((r) => r.d_sae))].join('/')}, batch ${batch}) needs about ${formatBytes(total)} of tensor memory, more than the ${formatBytes(WASM_SAFE_BYTES)} the wasm backend can hold safely. Lower train.batch_size, or train fewer runs at once (split the sweep into several recipes with different train.out), or use the tensorflow backend.`);
 }
