@@ -14,7 +14,7 @@ import { manifestSha256, runCfg, type TrainConfig } from './config.js';
 import { newFeatureStats } from './features.js';
 import { appendMetrics, truncateMetrics } from './metrics.js';
 import { expectedNormScale, scaleInPlace } from './normalize.js';
-import { planRunDir } from './run-dir.js';
+import { clearRunDir, planRunDir } from './run-dir.js';
 import { SaeRun, type StepReport } from './sae-run.js';
 import { totalSteps } from './schedule.js';
 
@@ -59,6 +59,7 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
   }
   if (todo.length === 0) return summary;
   checkMemory(todo.map((x) => x.run), manifest.d_in, t.batch_size, backend);
+  for (const x of todo) if (x.plan.kind === 'new') clearRunDir(x.plan);
   if (t.tokens > manifest.tokens)
     info(`the cache holds ${manifest.tokens.toLocaleString('en-US')} tokens and train.tokens is ${t.tokens.toLocaleString('en-US')}: the stream loops over the cache ${(t.tokens / manifest.tokens).toFixed(1)} times (epochs), reshuffled each time.`);
   // Runs resume from their own step; those at the same step share one pass over the data.
@@ -73,13 +74,14 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
     if (resumed.some((s) => JSON.stringify(s.stream) !== JSON.stringify(resumed[0].stream)))
       throw new UserError(`${t.out}: runs saved at step ${step} disagree on the data stream's position; their trainer_state/ folders come from different runs. Train with --fresh.`);
     const stream = new ShuffleStream(t.cache, [...new Set(group.map((x) => x.run.hook))], { bufferRows: t.shuffle_buffer_tokens, seed: t.data_seed }, resumed[0]?.stream);
+    const inits = new Map<string, HookInit>();
     const saeRuns = group.map((x) => {
       if (x.plan.kind === 'resume') {
         info(`${x.run.name}: resuming at step ${x.plan.state.step} (${x.plan.state.tokensSeen.toLocaleString('en-US')} tokens) from ${join(x.plan.dir, 'trainer_state')}.`);
         truncateMetrics(x.plan.dir, x.plan.state.step);
         return SaeRun.resume(x.plan.dir, x.plan.state, x.plan.state.cfg);
       }
-      return startRun(x.run, x.plan.dir, t, manifest, manifestSha, backend, stream);
+      return startRun(x.run, x.plan.dir, t, manifest, manifestSha, backend, stream, inits);
     });
     try {
       await trainGroup(saeRuns, stream, step, t, opts);
@@ -103,14 +105,30 @@ export function checkMemory(runs: Run[], dIn: number, batch: number, backend: Ba
     throw new UserError(`training ${runs.length} SAE(s) at once (d_in ${dIn}, d_sae ${[...new Set(runs.map((r) => r.d_sae))].join('/')}, batch ${batch}) needs about ${formatBytes(total)} of tensor memory, more than the ${formatBytes(WASM_SAFE_BYTES)} the wasm backend can hold safely. Lower train.batch_size, or train fewer runs at once (split the sweep into several recipes with different train.out), or use the tensorflow backend.`);
 }
 
-/** Builds a new run: activation scale and b_dec from the start of the stream (the same for every run of a hook), seeded weights. */
-function startRun(run: Run, dir: string, t: TrainConfig, manifest: Manifest, manifestSha: string, backend: BackendInfo, stream: ShuffleStream): SaeRun {
-  const d = manifest.d_in;
-  const sample = stream.peek(INIT_SAMPLE_ROWS)[run.hook];
+/** What every new run of a hook starts from: the activation scale and b_dec (in scaled space). */
+interface HookInit {
+  scale: number;
+  bDec: Float32Array;
+}
+
+/**
+ * Scale and b_dec from the first rows of the stream: the same for every run of a hook
+ * (and the same whether a run trains alone or in a sweep), computed once per hook.
+ */
+function hookInit(hook: string, d: number, t: TrainConfig, stream: ShuffleStream): HookInit {
+  const sample = stream.peek(INIT_SAMPLE_ROWS)[hook];
   const n = sample.length / d;
   const scale = t.normalize_activations === 'expected_norm' ? expectedNormScale(sample, n, d) : 1;
   scaleInPlace(sample, scale);
   const bDec = t.b_dec_init === 'geometric_median' ? geometricMedian(sample, n, d) : t.b_dec_init === 'mean' ? meanRows(sample, n, d) : new Float32Array(d);
+  return { scale, bDec };
+}
+
+/** Builds a new run with seeded weights around its hook's b_dec. */
+function startRun(run: Run, dir: string, t: TrainConfig, manifest: Manifest, manifestSha: string, backend: BackendInfo, stream: ShuffleStream, inits: Map<string, HookInit>): SaeRun {
+  const d = manifest.d_in;
+  if (!inits.has(run.hook)) inits.set(run.hook, hookInit(run.hook, d, t, stream));
+  const { scale, bDec } = inits.get(run.hook)!;
   const cfg = runCfg({ run, train: t, manifest, manifestSha, backend, activationScale: scale });
   mkdirSync(dir, { recursive: true });
   truncateMetrics(dir, 0);
