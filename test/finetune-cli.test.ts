@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import seedrandom from 'seedrandom';
 import { main } from '../src/cli/main.js';
 import { loadCheckpoint } from '../src/sae/checkpoint.js';
-import type { FinetuneReport } from '../src/finetune/table.js';
+import { checkFrozenEncoder, type FinetuneReport } from '../src/finetune/table.js';
 import { tmpDir } from './helpers/tmp.js';
 import { makeFixture, fixtureSae, writeCache, writeRun } from './helpers/finetune-fixture.js';
 
@@ -86,6 +86,33 @@ describe('sae-train finetune (scale, feature_scale)', () => {
     expect(res.err).toMatch(/finetuned-scale: holds a different finetune \(differs in tokens\).*--overwrite/);
     expect((await cli('finetune', changed, '--overwrite')).code).toBe(0);
     expect(report('scale').fit.tokens).toBe(1000);
+  });
+
+  it('fills the CE/KL rows from the eval stage\'s metrics.json once eval has run (never before)', async () => {
+    const evalOut = join(dir, 'eval');
+    const r = recipe('ev', `  method: [scale, feature_scale]\n${base}eval:\n  corpus: [${join(dir, 'heldout.txt')}]\n  out: ${evalOut}\n`);
+    expect((await cli('finetune', r, '--overwrite')).code).toBe(0); // the test before left a finetune of other settings
+    expect(report('scale').after.ce_spliced).toBeNull();
+    expect(report('scale').downstream_source).toMatch(/not yet measured: run `sae-train eval`/);
+    // What eval writes (src/eval/types.ts): <eval.out>/<run folder>/metrics.json, finetunes as <run>__finetuned-<method>.
+    const m = (ce: number) => JSON.stringify({ ce_spliced: ce, ce_diff: ce - 3, ce_recovered: 0.9, kl_div: ce - 3.1 });
+    mkdirSync(join(evalOut, 'run0'), { recursive: true });
+    mkdirSync(join(evalOut, 'run0__finetuned-scale'), { recursive: true });
+    writeFileSync(join(evalOut, 'run0', 'metrics.json'), m(3.5));
+    writeFileSync(join(evalOut, 'run0__finetuned-scale', 'metrics.json'), m(3.25));
+    expect((await cli('finetune', r)).code).toBe(0);
+    const rep = report('scale');
+    expect([rep.before.ce_spliced, rep.after.ce_spliced, rep.after.kl_div]).toEqual([3.5, 3.25, 3.25 - 3.1]);
+    expect(rep.downstream_source).toMatch(/eval stage/);
+    expect(report('feature_scale').after.ce_spliced).toBeNull(); // eval has not measured that one
+  });
+
+  it('refuses (loudly, writing nothing) a finetune whose encoder or L0 moved', () => {
+    const w = loadCheckpoint(run).weights;
+    const fired = new Float64Array([3, 0, 2]);
+    expect(() => checkFrozenEncoder(w, { ...w, b_enc: w.b_enc.map((v, i) => (i === 0 ? v + 1e-7 : v)) }, fired, fired, 1, 1)).toThrow(/b_enc differs from the parent's/);
+    expect(() => checkFrozenEncoder(w, w, fired, new Float64Array([3, 1, 2]), 1, 1)).toThrow(/L0 changed/);
+    expect(() => checkFrozenEncoder(w, { ...w, W_dec: w.W_dec.map((v) => v * 2) }, fired, fired.slice(), 1, 1)).not.toThrow();
   });
 
   it('feature_scale by Adam (the path for d_sae > 8192) agrees with the closed form', async () => {

@@ -19,7 +19,7 @@ import { toTensors, disposeTensors } from '../src/sae/forward.js';
 import { openCache } from '../src/activations/cache.js';
 import { FinetuneSchema } from '../src/recipe/schema.js';
 import { loadRecipe } from '../src/recipe/load.js';
-import { klPerPosition } from '../src/finetune/kl.js';
+import { cleanForward, disposeUnembed, klPerPosition, prepareUnembed } from '../src/finetune/kl.js';
 import { fitDecoderKl, klLossAndGrad, type KlSplice } from '../src/finetune/decoder_kl.js';
 import { splitCache } from '../src/finetune/split.js';
 import type { MethodContext } from '../src/finetune/methods.js';
@@ -98,7 +98,7 @@ out('kl', (np.exp(p) * (p - q)).sum(-1))`, { a, b }).kl;
   it('its gradient in W_dec flows through the layers after the hook (directional finite difference)', async () => {
     const { weights } = loadCheckpoint(join(dir, 'ck', HOOK.replace(/[^A-Za-z0-9._-]/g, '_')));
     const p = toTensors(weights);
-    const k: KlSplice = { model, hook: HOOK, p, scale: 1, keepFirst: false };
+    const k: KlSplice = { model, hook: HOOK, p, scale: 1, keepFirst: false, u: prepareUnembed(model) };
     const flat = new Int32Array(4 * T);
     windows.slice(0, 4).forEach((w, i) => flat.set(w, i * T));
     const b = { tokens: flat, batch: 4, T };
@@ -117,7 +117,15 @@ out('kl', (np.exp(p) * (p - q)).sum(-1))`, { a, b }).kl;
     expect(tf.memory().numTensors).toBe(n0);
     expect(Math.abs(g)).toBeGreaterThan(1e-4);
     expect(Math.abs(g - f) / Math.abs(f)).toBeLessThan(0.02);
+    // The prepared unembedding gives the model's own logits.
+    const diff = tf.tidy(() => {
+      const tok = tf.tensor2d(flat, [4, T], 'int32');
+      return tf.max(tf.abs(tf.sub(cleanForward(model, k.u, HOOK, tok).logits, gpt2Forward(model, tok).logits!)));
+    });
+    expect((await diff.data())[0]).toBeLessThan(1e-4);
+    diff.dispose();
     U.dispose();
+    disposeUnembed(k.u);
     disposeTensors(p);
   });
 });

@@ -4,7 +4,7 @@ import { formatBytes, WASM_SAFE_BYTES } from '../backend/memory.js';
 import { currentBackend } from '../backend/picker.js';
 import { UserError } from '../io/errors.js';
 import { info } from '../cli/log.js';
-import { gpt2Forward, hookWidth } from '../model/gpt2.js';
+import { hookLayer, hookWidth } from '../model/gpt2.js';
 import { corpusWindows } from '../model/corpus.js';
 import { paramBytes } from '../model/load.js';
 import { gpt2Tokenizer } from '../model/tokenizer.js';
@@ -13,7 +13,7 @@ import type { Gpt2Config } from '../model/config.js';
 import { encode, type SaeTensors } from '../sae/forward.js';
 import { cloneWeights } from '../sae/weights.js';
 import { adamLoop, type BatchSource, type SourceSpec } from './adam_loop.js';
-import { keepFirstPosition, meanCe, meanKl, splicedLogits } from './kl.js';
+import { cleanForward, disposeUnembed, keepFirstPosition, meanCe, meanKl, prepareUnembed, splicedLogits, type Unembed } from './kl.js';
 import type { MethodContext, MethodResult } from './methods.js';
 
 /**
@@ -49,28 +49,39 @@ export interface KlSplice {
   scale: number;
   /** Leave position 0 clean (the cache excluded BOS activations, so the SAE never saw them). */
   keepFirst: boolean;
+  /** The model's unembedding, prepared once (kl.ts prepareUnembed). */
+  u: Unembed;
 }
 
-/** Peak bytes of one decoder_kl step: the model, several [B, T, V] logit-sized tensors on the tape, the blocks' activations. */
-export function decoderKlBytes(c: Gpt2Config, batch: number, T: number, dSae: number): number {
-  const logits = batch * T * c.vocab_size * 4;
-  const blocks = c.n_layer * batch * T * (12 * c.n_embd + 3 * c.n_inner) * 4 + c.n_layer * batch * c.n_head * T * T * 4 * 3;
-  return paramBytes(c) + 10 * logits + blocks + 8 * dSae * c.n_embd * 4 + 3 * batch * T * dSae * 4;
+/**
+ * Peak bytes of one decoder_kl step, fitted to tf.profile measurements of GPT-2 small (hook blocks.6, 128 and
+ * 256 positions per step: 1.84 and 2.51 GiB): the model's parameters twice (its matmuls save a copy of each
+ * weight for the backward), the SAE's decoder and Adam state, and per position ~16 vocabulary-wide float32
+ * tensors (logits, log-probabilities, KL terms, their gradients) plus what autodiff keeps of each layer
+ * after the hook (GELU's intermediates dominate).
+ */
+export function decoderKlBytes(c: Gpt2Config, layersAfterHook: number, batch: number, T: number, dSae: number): number {
+  const perPosition = 16 * c.vocab_size * 4 + layersAfterHook * (60 * c.n_embd + 16 * c.n_inner) * 4;
+  return 2 * paramBytes(c) + 10 * dSae * c.n_embd * 4 + batch * T * perPosition;
 }
 
-/** The clean pass of a batch: log-probabilities, the hook's value and the SAE's features on it (no gradient). */
-function cleanPass(k: KlSplice, tok: tf.Tensor2D): { lp: tf.Tensor3D; h: tf.Tensor3D; f: tf.Tensor2D; clean: tf.Tensor3D } {
-  const out = gpt2Forward(k.model, tok, { hooks: [k.hook] });
-  const h = out.hooks[k.hook] as tf.Tensor3D;
+/**
+ * The clean pass of a batch (no gradient): log-probabilities, the hook's value, the SAE's features on it, and
+ * the clean logits when `keepLogits` (else freed at once: vocabulary-wide tensors dominate a step's memory).
+ */
+function cleanPass(k: KlSplice, tok: tf.Tensor2D, keepLogits = false): { lp: tf.Tensor3D; h: tf.Tensor3D; f: tf.Tensor2D; clean?: tf.Tensor3D } {
+  const { logits, hookValue: h } = cleanForward(k.model, k.u, k.hook, tok);
   const [B, T, D] = h.shape;
-  return { lp: tf.logSoftmax(out.logits!), h, f: encode(tf.reshape(h, [B * T, D]), k.p), clean: out.logits! };
+  const lp = tf.tidy(() => tf.logSoftmax(logits)) as tf.Tensor3D;
+  if (!keepLogits) logits.dispose();
+  return { lp, h, f: encode(tf.reshape(h, [B * T, D]), k.p), clean: keepLogits ? logits : undefined };
 }
 
 /** The spliced forward's logits for a decoder parameter Wn = s·W_dec [d_sae, d_in]. */
 function splice(k: KlSplice, tok: tf.Tensor2D, h: tf.Tensor3D, f: tf.Tensor2D, Wn: tf.Tensor): tf.Tensor3D {
   const [B, T, D] = h.shape;
   const xhat = tf.reshape(tf.add(tf.div(matMul(f, Wn as tf.Tensor2D), k.scale), k.p.b_dec), [B, T, D]) as tf.Tensor3D;
-  return splicedLogits(k.model, k.hook, tok, k.keepFirst ? keepFirstPosition(xhat, h) : xhat);
+  return splicedLogits(k.model, k.u, k.hook, tok, k.keepFirst ? keepFirstPosition(xhat, h) : xhat);
 }
 
 /** Mean KL(clean ‖ spliced) of a batch and its gradient with respect to Wn. Call inside a tidy. */
@@ -101,9 +112,9 @@ export async function heldoutKl(k: KlSplice, windows: Int32Array[], batch: numbe
       part.forEach((w, j) => flat.set(w, j * T));
       const v = tf.tidy(() => {
         const tok = tf.tensor2d(flat, [part.length, T], 'int32');
-        const { lp, h, f, clean } = cleanPass(k, tok);
+        const { lp, h, f, clean } = cleanPass(k, tok, true);
         const spliced = splice(k, tok, h, f, W);
-        return tf.stack([meanKl(lp, spliced), meanCe(clean, tok), meanCe(spliced, tok)]);
+        return tf.stack([meanKl(lp, spliced), meanCe(clean!, tok), meanCe(spliced, tok)]);
       });
       const [a, b, c] = (await v.data()) as Float32Array;
       v.dispose();
@@ -178,7 +189,7 @@ export async function fitDecoderKl(ctx: MethodContext, model: Gpt2Model, windows
   if (T > model.config.n_positions)
     throw new UserError(`finetune.context_size: ${T} exceeds the model's n_positions (${model.config.n_positions}).`);
   const B = section.kl_batch_size;
-  const bytes = decoderKlBytes(model.config, B, T, dSae);
+  const bytes = decoderKlBytes(model.config, model.config.n_layer - Math.max(0, hookLayer(model.config, hook)), B, T, dSae);
   if (currentBackend().name === 'wasm' && bytes > WASM_SAFE_BYTES)
     throw new UserError(`decoder_kl of ${parent.dir} needs about ${formatBytes(bytes)} of tensor memory at kl_batch_size ${B} × context ${T} (vocabulary ${model.config.vocab_size}), more than the ${formatBytes(WASM_SAFE_BYTES)} the wasm backend holds safely. Lower finetune.kl_batch_size or finetune.context_size.`);
   const H = section.kl_heldout_windows;
@@ -189,8 +200,19 @@ export async function fitDecoderKl(ctx: MethodContext, model: Gpt2Model, windows
     held.push(r.value);
   }
   if (held.length < H) throw new UserError(`finetune.kl_heldout_windows: the corpus has only ${held.length} windows of ${T} tokens, not enough to hold out ${H} and fit on the rest. Add text or lower kl_heldout_windows.`);
-  const s = parent.cfg.activation_scale;
-  const k: KlSplice = { model, hook, p, scale: s, keepFirst };
+  const k: KlSplice = { model, hook, p, scale: parent.cfg.activation_scale, keepFirst, u: prepareUnembed(model) };
+  try {
+    return await klFit(ctx, k, windows, held, T);
+  } finally {
+    disposeUnembed(k.u);
+  }
+}
+
+/** Held-out KL before, Adam on the fitting windows, held-out KL after. */
+async function klFit(ctx: MethodContext, k: KlSplice, windows: () => Iterator<Int32Array>, held: Int32Array[], T: number): Promise<MethodResult> {
+  const { parent, section } = ctx;
+  const { d_in: dIn, d_sae: dSae } = parent.cfg;
+  const [s, B, H] = [k.scale, section.kl_batch_size, held.length];
   const W0 = Float32Array.from(parent.weights.W_dec, (w) => w * s);
   const before = await heldoutKl(k, held, B, W0);
   info(`  held-out (${H} windows): KL(clean ‖ spliced) ${before.kl_div.toPrecision(4)} nats, CE clean ${before.ce_clean.toFixed(4)}, spliced ${before.ce_spliced.toFixed(4)}`);
@@ -200,7 +222,7 @@ export async function fitDecoderKl(ctx: MethodContext, model: Gpt2Model, windows
     init: () => W0,
     lossAndGrad: (b, W) => klLossAndGrad(k, b, W),
     show: (loss) => ({ kl: loss }),
-  }, windowSource(windows, H, B, T, `finetune.corpus`));
+  }, windowSource(windows, H, B, T, 'finetune.corpus'));
   const after = await heldoutKl(k, held, B, res.param);
   info(`  after: KL ${after.kl_div.toPrecision(4)} nats, CE spliced ${after.ce_spliced.toFixed(4)}`);
   const weights = cloneWeights(parent.weights);
@@ -209,7 +231,7 @@ export async function fitDecoderKl(ctx: MethodContext, model: Gpt2Model, windows
     weights,
     fit: {
       tokens: res.steps * B * T, ...res.hyper, windows_per_step: B, context_size: T, steps: res.steps, epochs: res.epochs,
-      activation_scale: s, trained: ['W_dec'], frozen: ['W_enc', 'b_enc', 'b_dec'], loss_curve: res.lossCurve, splice_keeps_position_0: keepFirst,
+      activation_scale: s, trained: ['W_dec'], frozen: ['W_enc', 'b_enc', 'b_dec'], loss_curve: res.lossCurve, splice_keeps_position_0: k.keepFirst,
       heldout_downstream: { source: `the first ${H} windows of finetune.corpus (never fitted on)`, before, after },
     },
   };

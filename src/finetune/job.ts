@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { UserError } from '../io/errors.js';
 import { info } from '../cli/log.js';
@@ -38,9 +38,11 @@ export function readEvalDownstream(evalOut: string | undefined, runName: string)
   }
 }
 
+/** eval names output folders after checkpoint folders: `<run folder>` and `<run folder>__finetuned-<method>`. */
 function withDownstream(r: FinetuneReport, evalOut: string | undefined): FinetuneReport {
-  const b = readEvalDownstream(evalOut, r.parent_run);
-  const a = readEvalDownstream(evalOut, r.run);
+  const parentName = basename(resolve(r.parent));
+  const b = readEvalDownstream(evalOut, parentName);
+  const a = readEvalDownstream(evalOut, `${parentName}__finetuned-${r.method}`);
   const src = b && a
     ? `eval stage, ${join(evalOut!, '<run>', 'metrics.json')}`
     : evalOut

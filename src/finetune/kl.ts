@@ -8,6 +8,55 @@ import type { Gpt2Model } from '../model/weights.js';
  */
 
 const RESIDUAL = /^blocks\.\d+\.(hook_resid_pre|hook_resid_mid|hook_resid_post)$/;
+const FINAL = 'ln_final.hook_normalized';
+
+/**
+ * The unembedding, prepared once: W_U [V, d] (the tied token embedding, or
+ * lm_head) and its transpose [d, V]. gpt2Forward would transpose W_U on every
+ * call and, under a gradient, also save a copy and compute the unused
+ * gradient of W_U (each [d, V]: ~150 MiB for GPT-2), which made a decoder_kl
+ * step of GPT-2 small need over 2 GiB; here the logits are x·W_Uᵀ with the
+ * gradient for x alone, dx = dlogits·W_U.
+ */
+export interface Unembed {
+  wNV: tf.Tensor2D;
+  wT: tf.Tensor2D;
+  b?: tf.Tensor1D;
+}
+
+export function prepareUnembed(model: Gpt2Model): Unembed {
+  const head = model.params.lmHead;
+  const w = head?.w ?? model.params.wte;
+  return { wNV: w, wT: tf.transpose(w) as tf.Tensor2D, b: head?.b };
+}
+
+export function disposeUnembed(u: Unembed): void {
+  u.wT.dispose();
+}
+
+/** Logits from the final LayerNorm's output: finalBTD [B, T, d] → [B, T, V]; differentiable in finalBTD only. */
+export function unembed(u: Unembed, finalBTD: tf.Tensor3D): tf.Tensor3D {
+  const [B, T, d] = finalBTD.shape;
+  const f = tf.customGrad(((x: tf.Tensor2D) => ({
+    value: tf.matMul(x, u.wT),
+    gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, u.wNV),
+  })) as never) as unknown as (x: tf.Tensor2D) => tf.Tensor2D;
+  return tf.tidy(() => {
+    let logits = f(tf.reshape(finalBTD, [B * T, d]) as tf.Tensor2D);
+    if (u.b) logits = tf.add(logits, u.b);
+    return tf.reshape(logits, [B, T, logits.shape[1]]) as tf.Tensor3D;
+  });
+}
+
+/**
+ * The clean forward of tokens [B, T]: logits [B, T, V] and the hook's value.
+ */
+export function cleanForward(model: Gpt2Model, u: Unembed, hook: string, tokensBT: tf.Tensor2D): { logits: tf.Tensor3D; hookValue: tf.Tensor3D } {
+  const out = gpt2Forward(model, tokensBT, { hooks: [hook, FINAL], logits: false });
+  const logits = unembed(u, out.hooks[FINAL] as tf.Tensor3D);
+  out.hooks[FINAL].dispose();
+  return { logits, hookValue: out.hooks[hook] as tf.Tensor3D };
+}
 
 /**
  * Logits with the hook's value replaced by `valueBTD` [B, T, d]. At a
@@ -16,9 +65,13 @@ const RESIDUAL = /^blocks\.\d+\.(hook_resid_pre|hook_resid_mid|hook_resid_post)$
  * through the layers after it); elsewhere the full forward runs with the
  * hook replaced. tokensBT [B, T] int32 → [B, T, V].
  */
-export function splicedLogits(model: Gpt2Model, hook: string, tokensBT: tf.Tensor2D, valueBTD: tf.Tensor3D): tf.Tensor3D {
-  if (RESIDUAL.test(hook)) return gpt2Forward(model, null, { start: { hook, value: valueBTD } }).logits!;
-  return gpt2Forward(model, tokensBT, { replace: { [hook]: () => valueBTD } }).logits!;
+export function splicedLogits(model: Gpt2Model, u: Unembed, hook: string, tokensBT: tf.Tensor2D, valueBTD: tf.Tensor3D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const out = RESIDUAL.test(hook)
+      ? gpt2Forward(model, null, { start: { hook, value: valueBTD }, hooks: [FINAL], logits: false })
+      : gpt2Forward(model, tokensBT, { replace: { [hook]: () => valueBTD }, hooks: [FINAL], logits: false });
+    return unembed(u, out.hooks[FINAL] as tf.Tensor3D);
+  });
 }
 
 /**
@@ -48,10 +101,14 @@ export function meanKl(cleanLogProbsBTV: tf.Tensor3D, splicedLogitsBTV: tf.Tenso
   const N = B * (T - 1);
   const lp = () => tf.slice(cleanLogProbsBTV, [0, 0, 0], [B, T - 1, V]);
   const f = tf.customGrad(((logits: tf.Tensor3D, save: tf.GradSaveFunc) => {
-    const lq = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [B, T - 1, V]));
+    // A custom op's forward is not a tidy scope of its own: without these, every vocabulary-wide
+    // intermediate would live until the whole step ends.
+    const lq = tf.tidy(() => tf.logSoftmax(tf.slice(logits, [0, 0, 0], [B, T - 1, V])));
     save([lq]);
-    const lpP = lp();
-    const value = tf.div(tf.sum(tf.mul(tf.exp(lpP), tf.sub(lpP, lq))), N) as tf.Scalar;
+    const value = tf.tidy(() => {
+      const lpP = lp();
+      return tf.div(tf.sum(tf.mul(tf.exp(lpP), tf.sub(lpP, lq))), N) as tf.Scalar;
+    });
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {

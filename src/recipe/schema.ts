@@ -105,7 +105,7 @@ export const FinetuneSchema = z.strictObject({
   corpus: paths().optional(),
   context_size: posInt().optional(),
   /** decoder_kl: windows per step, and windows held out (the first ones) to measure KL before/after. */
-  kl_batch_size: posInt().default(4),
+  kl_batch_size: posInt().default(2),
   kl_heldout_windows: posInt().default(32),
 });
 
