@@ -85,8 +85,12 @@ def main():
                 cpu.append(time.process_time() - c0)
         return sorted(wall)[len(wall) // 2], sorted(cpu)[len(cpu) // 2]
 
-    print(f'PyTorch {torch.__version__} CPU ({torch.__config__.parallel_info().splitlines()[0] if hasattr(torch.__config__, "parallel_info") else ""}); '
-          f'd_in {D}, d_sae {F}, batch {B}; median of {steps} steps after {warmup} warm-up')
+    blas = 'OpenBLAS' if 'openblas' in torch.__config__.show().lower() else 'BLAS: see torch.__config__.show()'
+    print(f'PyTorch {torch.__version__} CPU ({blas}); d_in {D}, d_sae {F}, batch {B}; median of {steps} steps after {warmup} warm-up')
+    torch.set_num_threads(1)
+    w = torch.randn(D, F)
+    wall, cpu = timed(lambda: x @ w)
+    print(f'calibration, plain matmul [{B},{D}]x[{D},{F}], 1 thread: {2 * B * D * F / 1e9 / wall:.1f} GFLOP/s wall, {2 * B * D * F / 1e9 / cpu:.1f} GFLOP/s CPU')
     for threads in (1, 2):
         torch.set_num_threads(threads)
         sae = new_sae(0)

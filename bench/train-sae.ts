@@ -6,7 +6,8 @@
  *   2. a sweep of 4 such SAEs fed the same batch
  *   3. end to end through trainAll (shuffle stream, host copies, metrics) on a synthetic cache
  *
- * Prints medians over several steps (after warm-up) and the wasm heap size.
+ * Prints medians over several steps (after warm-up) and the wasm heap size (which only grows: the
+ * first line's heap is one SAE's; later lines show the largest so far).
  * Flags: --steps N (default 7), --warmup N (default 2), --skip-sweep, --skip-e2e, --skip-autodiff.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -97,6 +98,22 @@ report(`backend ${info.detail}; d_in ${D}, d_sae ${F}, batch ${B}; median of ${S
 const x = batch('bench/x');
 
 {
+  // Calibration: how fast is a plain matmul of the encoder's shape right now (a quiet machine: ~25 GFLOP/s)?
+  const w = tf.randomNormal([D, F]) as tf.Tensor2D;
+  const t = time(() => tf.tidy(() => tf.matMul(x, w).dataSync()));
+  w.dispose();
+  const gflop = (2 * B * D * F) / 1e9;
+  report(`calibration, plain matmul [${B},${D}]·[${D},${F}]: ${(gflop / t.wall).toFixed(1)} GFLOP/s wall, ${(gflop / t.cpu).toFixed(1)} GFLOP/s CPU`);
+}
+
+{
+  let s = newState(0);
+  const t = time(() => { s = stepOnce(s, x); });
+  disposeTrainState(s);
+  report(`one SAE, full step:          ${rate(t, B)}   [wasm heap ${heap()}, estimate ${formatBytes(saeTrainBytes(D, F, B))}]`);
+}
+
+{
   const s = newState(0);
   const hand = time(() => {
     const g = saeLossAndGrads(x, s.params, HYPER.l1, HYPER.decoder);
@@ -115,13 +132,6 @@ const x = batch('bench/x');
     report(`gradients by tfjs autograd:  ${rate(auto, B)}; hand-written is ${(auto.cpu / hand.cpu).toFixed(2)}x faster (CPU)`);
   }
   disposeTrainState(s);
-}
-
-{
-  let s = newState(0);
-  const t = time(() => { s = stepOnce(s, x); });
-  disposeTrainState(s);
-  report(`one SAE, full step:          ${rate(t, B)}   [wasm heap ${heap()}, estimate ${formatBytes(saeTrainBytes(D, F, B))}]`);
 }
 
 if (!flag('skip-sweep')) {

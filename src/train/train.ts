@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
 import { readManifest } from '../activations/manifest.js';
 import { ShuffleStream } from '../activations/shuffle.js';
+import { formatBytes } from '../backend/memory.js';
 import { currentBackend } from '../backend/picker.js';
 import { createProgress } from '../cli/progress.js';
 import { info } from '../cli/log.js';
@@ -63,7 +64,9 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
     const resumed = group.flatMap((x) => (x.plan.kind === 'resume' ? [x.plan.state] : []));
     if (resumed.some((s) => JSON.stringify(s.stream) !== JSON.stringify(resumed[0].stream)))
       throw new UserError(`${t.out}: runs saved at step ${step} disagree on the data stream's position; their trainer_state/ folders come from different runs. Train with --fresh.`);
-    const stream = new ShuffleStream(t.cache, [...new Set(group.map((x) => x.run.hook))], { bufferRows: t.shuffle_buffer_tokens, seed: t.data_seed }, resumed[0]?.stream);
+    const hooks = [...new Set(group.map((x) => x.run.hook))];
+    const stream = new ShuffleStream(t.cache, hooks, { bufferRows: t.shuffle_buffer_tokens, seed: t.data_seed }, resumed[0]?.stream);
+    info(`training ${group.length} run(s) on ${hooks.length} hook(s) from ${t.cache}; the shuffle buffer and one shard hold about ${formatBytes(stream.hostBytes())} of host memory (train.shuffle_buffer_tokens sets it).`);
     const inits = new Map<string, HookInit>();
     const saeRuns = group.map((x) => {
       if (x.plan.kind === 'resume') {
