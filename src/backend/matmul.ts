@@ -36,3 +36,23 @@ export const matMul: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.custom
     };
   }) as never,
 ) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
+/**
+ * Batched a·b with the same explicit-transpose gradient as matMul: dA = dY·Bᵀ, dB = Aᵀ·dY
+ * (transposes of the last two axes). aNBK [n, b, k], bNKM [n, k, m] → [n, b, m].
+ */
+export const batchMatMul: (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D = tf.customGrad(
+  ((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [A, B, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
+    save([A, B]);
+    return {
+      value: tf.matMul(A, B),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sa, sb] = saved as tf.Tensor3D[];
+        const d = dy as tf.Tensor3D;
+        if (!preferExplicitTranspose()) return [tf.matMul(d, sb, false, true), tf.matMul(sa, d, true, false)];
+        return [tf.matMul(d, tf.transpose(sb, [0, 2, 1])), tf.matMul(tf.transpose(sa, [0, 2, 1]), d)];
+      },
+    };
+  }) as never,
+) as unknown as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
