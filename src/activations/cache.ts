@@ -23,13 +23,21 @@ export function openCache(dir: string, hook: string): CacheReader {
     hook,
     dIn: manifest.d_in,
     shard(i) {
-      const s = manifest.shards[i];
-      const r = readShard(join(dir, s.file), s.sha256, [hook]);
-      if (r.dIn !== manifest.d_in) throw new UserError(`${join(dir, s.file)}: d_in ${r.dIn} differs from manifest.json's ${manifest.d_in}.`);
-      if (r.seq.length !== s.rows) throw new UserError(`${join(dir, s.file)}: ${r.seq.length} rows, manifest.json says ${s.rows}.`);
-      return { acts: r.acts[hook], rows: s.rows };
+      return { acts: readCacheShard(dir, manifest, i, [hook])[hook], rows: manifest.shards[i].rows };
     },
   };
+}
+
+/**
+ * Shard i's activations for several hooks at once (one read), sha256-verified
+ * and checked against the manifest. Each [rows, d_in] row-major.
+ */
+export function readCacheShard(dir: string, manifest: Manifest, i: number, hooks: string[]): Record<string, Float32Array> {
+  const s = manifest.shards[i];
+  const r = readShard(join(dir, s.file), s.sha256, hooks);
+  if (r.dIn !== manifest.d_in) throw new UserError(`${join(dir, s.file)}: d_in ${r.dIn} differs from manifest.json's ${manifest.d_in}.`);
+  if (r.seq.length !== s.rows) throw new UserError(`${join(dir, s.file)}: ${r.seq.length} rows, manifest.json says ${s.rows}.`);
+  return r.acts;
 }
 
 /**

@@ -35,7 +35,7 @@ export async function main(argv: string[]): Promise<number> {
         }
       },
     })
-    .command(STAGES.map((s) => stageCommand(s)) as never)
+    .command(STAGES.map((s) => s.command ?? stageCommand(s)) as never)
     .command(EXTRA_COMMANDS as never)
     .epilog(EPILOG)
     .strict()

@@ -22,6 +22,8 @@ export interface Stage {
   /** Whether the stage needs a tensor backend. */
   tensors: boolean;
   run(recipe: Recipe, opts: StageOptions): Promise<void>;
+  /** Its own yargs command, for a stage that takes more than `<recipe>` (default: stageCommand). */
+  command?: CommandModule<object, never>;
 }
 
 export function withStageFlags<T>(y: Argv<T>) {

@@ -41,8 +41,8 @@ export function validateRecipe(raw: unknown, file: string, where: (path: (string
   if (!r.success) throw new UserError(formatIssues(r.error.issues, obj, file, where));
   const v = r.data;
   const name = v.name;
-  const trainCache = v.train?.cache ?? v.harvest?.out;
-  if (v.train && !trainCache) throw new UserError(`${file}: train.cache: no activation cache given and no harvest: section to take it from. Example: cache: cache/${name}`);
+  const trainCache = v.train?.cache ?? v.harvest?.out ?? v.synth?.out;
+  if (v.train && !trainCache) throw new UserError(`${file}: train.cache: no activation cache given and no harvest: or synth: section to take it from. Example: cache: cache/${name}`);
   const train = v.train ? { ...v.train, cache: trainCache!, hook: v.train.hook ?? v.harvest?.hooks } : undefined;
   const finetune = v.finetune ? { ...v.finetune, cache: v.finetune.cache ?? trainCache } : undefined;
   const recipe = {

@@ -58,6 +58,10 @@ export const TrainSchema = z.strictObject({
   b_dec_init: z.enum(['geometric_median', 'mean', 'zeros']).default('geometric_median'),
   adam_beta1: z.number().min(0).max(1).default(0.9),
   adam_beta2: z.number().min(0).max(1).default(0.999),
+  /** Clip the gradient's global norm to this (Anthropic clips to 1); 0 turns clipping off. */
+  grad_clip_norm: z.number().nonnegative().default(1),
+  /** Seeds the data order (shuffle stream), separately from the runs' seeds, so a sweep shares one data order. */
+  data_seed: z.number().int().default(0),
   /** Rows held in the shuffle buffer (bounded memory whatever the cache size). */
   shuffle_buffer_tokens: posInt().default(131_072),
   /** A feature that has not fired in this many tokens counts as dead. */

@@ -1,0 +1,116 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { matMul, matMulAT, matMulBT } from '../backend/matmul.js';
+import type { SaeTensors } from './forward.js';
+
+/**
+ * The SAE training loss and its gradients, as pure tensor functions.
+ *
+ *   loss = mean_b ‖x_b − x̂_b‖² + λ · mean_b Σ_i f_bi · w_i
+ *
+ * w_i = ‖W_dec,i‖ for `norm_weighted_l1` (Anthropic, April 2024) and w_i = 1 for
+ * `unit_norm` (decoder rows kept at norm 1 by the trainer: see `removeParallel`).
+ * `saeLossAndGrads` is the backward written by hand (five matmuls, no transposed
+ * matmul kernels). bench/autodiff.ts differentiates `saeLoss` with tfjs autograd
+ * through src/backend/matmul.ts instead; bench/train-sae.ts measures both.
+ */
+export type DecoderMode = 'norm_weighted_l1' | 'unit_norm';
+
+/** Order of the scalars in `LossAndGrads.stats`. */
+export const STAT_NAMES = ['loss', 'mse', 'sparsity', 'l0', 'sse', 'sst'] as const;
+
+export interface LossAndGrads {
+  grads: SaeTensors;
+  /**
+   * [loss, mse, sparsity, l0, sse, sst]: sparsity = mean_b Σ_i f_bi·w_i (before λ),
+   * l0 = mean active features per token, sse = Σ‖x − x̂‖², sst = Σ‖x − x̄_batch‖²
+   * (for the batch's explained variance 1 − sse/sst).
+   */
+  stats: tf.Tensor1D;
+  /** Tokens of the batch on which each feature fired. [d_sae] */
+  fireCountF: tf.Tensor1D;
+}
+
+/** Σ over rows, as ones[1, b]·a: tfjs-wasm reduces over a non-last axis ~10× slower. aBN [b, n] → [n]. */
+export function sumRows(aBN: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => tf.reshape(tf.matMul(tf.ones([1, aBN.shape[0]]), aBN), [aBN.shape[1]]));
+}
+
+/** Row norms ‖W_dec,i‖. W_dec [d_sae, d_in] → [d_sae]. */
+export function decoderNorms(W_dec: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => tf.sqrt(tf.sum(tf.square(W_dec), 1)) as tf.Tensor1D);
+}
+
+/** The loss alone, built from differentiable ops (for autograd in bench/autodiff.ts). xBD [batch, d_in]. */
+export function saeLoss(xBD: tf.Tensor2D, p: SaeTensors, l1: number, mode: DecoderMode): tf.Scalar {
+  return tf.tidy(() => {
+    const batch = xBD.shape[0];
+    const f = tf.relu(tf.add(matMul(tf.sub(xBD, p.b_dec), p.W_enc), p.b_enc)) as tf.Tensor2D;
+    const xHat = tf.add(matMul(f, p.W_dec), p.b_dec);
+    const mse = tf.div(tf.sum(tf.square(tf.sub(xHat, xBD))), batch);
+    const fSum = tf.sum(f, 0);
+    const penalty = mode === 'norm_weighted_l1' ? tf.sum(tf.mul(fSum, decoderNorms(p.W_dec))) : tf.sum(fSum);
+    return tf.add(mse, tf.mul(l1 / batch, penalty)) as tf.Scalar;
+  });
+}
+
+/**
+ * Loss, statistics and gradients with the backward written by hand. xBD [batch, d_in].
+ *
+ *   xc = x − b_dec, pre = xc·W_enc + b_enc, f = ReLU(pre), x̂ = f·W_dec + b_dec, e = x̂ − x
+ *   dx̂ = 2e/B;  df = dx̂·W_decᵀ + (λ/B)·w;  dpre = df ⊙ [pre > 0]
+ *   dW_enc = xcᵀ·dpre;  db_enc = Σ_b dpre;  db_dec = Σ_b dx̂ − W_enc·Σ_b dpre
+ *   dW_dec = fᵀ·dx̂ (+ (λ/B)·(Σ_b f_bi)·W_dec,i/‖W_dec,i‖ when norm-weighted)
+ */
+export function saeLossAndGrads(xBD: tf.Tensor2D, p: SaeTensors, l1: number, mode: DecoderMode): LossAndGrads {
+  return tf.tidy(() => {
+    const [batch, dIn] = xBD.shape;
+    const dSae = p.W_enc.shape[1];
+    const xc = tf.sub(xBD, p.b_dec);
+    const pre = tf.add(tf.matMul(xc, p.W_enc), p.b_enc) as tf.Tensor2D;
+    const f = tf.relu(pre);
+    const active = tf.step(f); // 1 where pre > 0 (ReLU' = 0 at 0, as in autograd)
+    const xHat = tf.add(tf.matMul(f, p.W_dec), p.b_dec);
+    const e = tf.sub(xHat, xBD) as tf.Tensor2D;
+    const sse = tf.sum(tf.square(e));
+    const mse = tf.div(sse, batch);
+    const fSum = sumRows(f);
+    const fireCountF = sumRows(active);
+    const norms = mode === 'norm_weighted_l1' ? decoderNorms(p.W_dec) : undefined;
+    const sparsity = tf.div(norms ? tf.sum(tf.mul(fSum, norms)) : tf.sum(fSum), batch);
+    const loss = tf.add(mse, tf.mul(l1, sparsity));
+
+    const dxHat = tf.mul(e, 2 / batch) as tf.Tensor2D;
+    const penaltyF = norms ? tf.mul(norms, l1 / batch) : tf.fill([dSae], l1 / batch);
+    const df = tf.add(matMulBT(dxHat, p.W_dec), penaltyF);
+    const dpre = tf.mul(df, active) as tf.Tensor2D;
+    const b_enc = sumRows(dpre);
+    const W_enc = matMulAT(xc as tf.Tensor2D, dpre);
+    const b_dec = tf.sub(sumRows(dxHat), tf.reshape(tf.matMul(p.W_enc, tf.reshape(b_enc, [dSae, 1])), [dIn])) as tf.Tensor1D;
+    let W_dec = matMulAT(f, dxHat);
+    if (norms) W_dec = tf.add(W_dec, tf.mul(p.W_dec, tf.reshape(tf.div(tf.mul(fSum, l1 / batch), tf.maximum(norms, 1e-12)), [dSae, 1])));
+
+    const xMean = tf.div(sumRows(xBD), batch);
+    const sst = tf.sum(tf.square(tf.sub(xBD, xMean)));
+    const l0 = tf.div(tf.sum(fireCountF), batch);
+    const stats = tf.stack([loss, mse, sparsity, l0, sse, sst]) as tf.Tensor1D;
+    return { grads: { W_enc, b_enc, W_dec, b_dec }, stats, fireCountF };
+  });
+}
+
+/**
+ * For a unit-norm decoder: removes from each row of the gradient its component
+ * along that decoder row, so a step moves along the sphere (renormalised after).
+ * gradFD, W_dec [d_sae, d_in].
+ */
+export function removeParallel(gradFD: tf.Tensor2D, W_dec: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const dot = tf.sum(tf.mul(gradFD, W_dec), 1, true);
+    const n2 = tf.maximum(tf.sum(tf.square(W_dec), 1, true), 1e-24);
+    return tf.sub(gradFD, tf.mul(W_dec, tf.div(dot, n2)));
+  });
+}
+
+/** Rows scaled to norm 1. W_dec [d_sae, d_in]. */
+export function normalizeRows(W_dec: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.div(W_dec, tf.maximum(tf.norm(W_dec, 'euclidean', 1, true), 1e-12)));
+}

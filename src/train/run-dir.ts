@@ -1,0 +1,49 @@
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../io/errors.js';
+import { CFG_FILE, METRICS_FILE, SPARSITY_FILE, WEIGHTS_FILE, readCfg, type SaeCfg } from '../sae/checkpoint.js';
+import { CACHE_KEYS, cfgDifferences } from './config.js';
+import { STATE_DIR, hasTrainerState, loadTrainerState, readStateJson, type HostTrainState } from './state.js';
+
+/** What to do with a run's output folder. */
+export type RunDirPlan =
+  | { kind: 'finished'; dir: string }
+  | { kind: 'resume'; dir: string; state: HostTrainState }
+  | { kind: 'new'; dir: string };
+
+/**
+ * Decides between reusing a finished run, resuming an unfinished one and
+ * starting over, from what the folder holds and the flags:
+ * - the same run finished: reuse it (`fresh`: retrain);
+ * - the same run unfinished: resume from trainer_state/ (`fresh`: start over);
+ * - the same run started on a different cache (d_in or manifest): refuse (`fresh`/`overwrite`: start over);
+ * - a different run: refuse (`overwrite`: replace it).
+ * `wanted` is the cfg the run would be written with (identity keys matter).
+ */
+export function planRunDir(dir: string, wanted: SaeCfg, opts: { fresh: boolean; overwrite: boolean }, cache: string): RunDirPlan {
+  const startOver = (): RunDirPlan => {
+    rmSync(dir, { recursive: true, force: true });
+    return { kind: 'new', dir };
+  };
+  if (existsSync(join(dir, CFG_FILE))) {
+    const diffs = cfgDifferences(readCfg(dir), wanted);
+    if (diffs.length === 0) return opts.fresh ? startOver() : { kind: 'finished', dir };
+    if (opts.overwrite) return startOver();
+    throw new UserError(`${dir}: holds a different finished run (${diffs.join('; ')}). Choose another train.out, or pass --overwrite to replace it.`);
+  }
+  if (hasTrainerState(dir)) {
+    const saved = readStateJson(dir).cfg;
+    const diffs = cfgDifferences(saved, wanted);
+    if (diffs.length === 0) return opts.fresh ? startOver() : { kind: 'resume', dir, state: loadTrainerState(dir) };
+    const cacheOnly = diffs.every((d) => CACHE_KEYS.some((k) => d.startsWith(`${k}:`)));
+    if (cacheOnly) {
+      if (opts.fresh || opts.overwrite) return startOver();
+      throw new UserError(`${dir}: this unfinished run was started on a different activation cache than ${cache} holds now (${diffs.join('; ')}); resuming would mix two datasets. Restore the cache it started on, or pass --fresh to start the run over.`);
+    }
+    if (opts.overwrite) return startOver();
+    throw new UserError(`${dir}: holds a different unfinished run (${diffs.join('; ')}). Choose another train.out, or pass --overwrite to replace it.`);
+  }
+  // Nothing to keep (at most metrics of a run killed before its first checkpoint); other files are left alone.
+  for (const f of [METRICS_FILE, SPARSITY_FILE, WEIGHTS_FILE, STATE_DIR]) rmSync(join(dir, f), { recursive: true, force: true });
+  return { kind: 'new', dir };
+}

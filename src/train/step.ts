@@ -1,0 +1,79 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { disposeTensors, type SaeTensors } from '../sae/forward.js';
+import { normalizeRows, removeParallel, saeLossAndGrads, type DecoderMode } from '../sae/loss.js';
+import { adamUpdate, zeroMoments, type AdamHyper } from './adam.js';
+
+/** One SAE's training state on the device: parameters, Adam moments, steps done. */
+export interface SaeTrainState {
+  params: SaeTensors;
+  m: SaeTensors;
+  v: SaeTensors;
+  /** Optimizer steps completed. */
+  step: number;
+}
+
+export interface StepHyper extends AdamHyper {
+  /** λ for this step (after warm-up). */
+  l1: number;
+  decoder: DecoderMode;
+  /** Clip the gradient's global norm to this (0: no clipping). */
+  clipNorm: number;
+}
+
+const KEYS = ['W_enc', 'b_enc', 'W_dec', 'b_dec'] as const;
+
+export function newTrainState(params: SaeTensors): SaeTrainState {
+  const { m, v } = zeroMoments(params as unknown as Record<(typeof KEYS)[number], tf.Tensor>);
+  return { params, m: m as unknown as SaeTensors, v: v as unknown as SaeTensors, step: 0 };
+}
+
+export function disposeTrainState(s: SaeTrainState): void {
+  disposeTensors(s.params);
+  disposeTensors(s.m);
+  disposeTensors(s.v);
+}
+
+/** Scales every gradient by min(1, c/‖g‖) for the global norm ‖g‖ over all of them (torch's clip_grad_norm_). */
+export function clipGlobalNorm(g: SaeTensors, c: number): SaeTensors {
+  return tf.tidy(() => {
+    const norm = tf.sqrt(tf.addN(KEYS.map((k) => tf.sum(tf.square(g[k])))));
+    const scale = tf.minimum(1, tf.div(c, tf.add(norm, 1e-6)));
+    return { W_enc: tf.mul(g.W_enc, scale), b_enc: tf.mul(g.b_enc, scale), W_dec: tf.mul(g.W_dec, scale), b_dec: tf.mul(g.b_dec, scale) } as unknown as tf.TensorContainerObject;
+  }) as unknown as SaeTensors;
+}
+
+/**
+ * One optimizer step on batch xBD [batch, d_in]: loss and gradients, the unit-norm
+ * projection and clipping, Adam, the unit-norm renormalisation. Leaves `s` intact
+ * (the caller disposes it once the step's statistics are known to be finite).
+ */
+export function trainStep(s: SaeTrainState, xBD: tf.Tensor2D, h: StepHyper): { next: SaeTrainState; stats: tf.Tensor1D; fireCountF: tf.Tensor1D } {
+  const { grads: raw, stats, fireCountF } = saeLossAndGrads(xBD, s.params, h.l1, h.decoder);
+  let grads = raw;
+  if (h.decoder === 'unit_norm') {
+    const W_dec = removeParallel(grads.W_dec, s.params.W_dec);
+    grads.W_dec.dispose();
+    grads = { ...grads, W_dec };
+  }
+  if (h.clipNorm > 0) {
+    const clipped = clipGlobalNorm(grads, h.clipNorm);
+    disposeTensors(grads);
+    grads = clipped;
+  }
+  const t = s.step + 1;
+  const next = { params: {} as SaeTensors, m: {} as SaeTensors, v: {} as SaeTensors, step: t };
+  for (const k of KEYS) {
+    // One parameter at a time keeps the peak memory at one parameter's temporaries.
+    const u = adamUpdate(s.params[k], grads[k], s.m[k], s.v[k], t, h);
+    (next.params as unknown as Record<string, tf.Tensor>)[k] = u.p;
+    (next.m as unknown as Record<string, tf.Tensor>)[k] = u.m;
+    (next.v as unknown as Record<string, tf.Tensor>)[k] = u.v;
+  }
+  disposeTensors(grads);
+  if (h.decoder === 'unit_norm') {
+    const W = next.params.W_dec;
+    next.params.W_dec = normalizeRows(W);
+    W.dispose();
+  }
+  return { next, stats, fireCountF };
+}

@@ -1,0 +1,175 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readManifest, type Manifest } from '../activations/manifest.js';
+import { ShuffleStream } from '../activations/shuffle.js';
+import { formatBytes, saeTrainBytes, WASM_SAFE_BYTES } from '../backend/memory.js';
+import { currentBackend, type BackendInfo } from '../backend/picker.js';
+import { createProgress } from '../cli/progress.js';
+import { info } from '../cli/log.js';
+import { UserError } from '../io/errors.js';
+import { expandRuns, type Run } from '../recipe/expand.js';
+import { geometricMedian, initWeights, meanRows } from '../sae/init.js';
+import { manifestSha256, runCfg, type TrainConfig } from './config.js';
+import { newFeatureStats } from './features.js';
+import { appendMetrics, truncateMetrics } from './metrics.js';
+import { expectedNormScale, scaleInPlace } from './normalize.js';
+import { planRunDir } from './run-dir.js';
+import { SaeRun, type StepReport } from './sae-run.js';
+import { totalSteps } from './schedule.js';
+
+/** Rows of the stream's first window used to estimate the activation scale and b_dec. */
+export const INIT_SAMPLE_ROWS = 8192;
+
+export interface TrainOptions {
+  fresh: boolean;
+  overwrite: boolean;
+  /** Called after each step (and its checkpoint, if any); tests use it to simulate a kill. */
+  afterStep?: (step: number) => void;
+  /** Called with each run just before its checkpoint is written; tests read its training-space weights. */
+  beforeFinish?: (run: SaeRun) => Promise<void>;
+}
+
+export interface TrainSummary {
+  trained: string[];
+  reused: string[];
+}
+
+/**
+ * Trains every run of the train section from its activation cache, feeding each
+ * batch to all unfinished runs at once. Finished runs are reused, unfinished ones
+ * resumed (see run-dir.ts); runs at different steps train in separate passes.
+ */
+export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<TrainSummary> {
+  const manifest = readManifest(t.cache);
+  const manifestSha = manifestSha256(t.cache);
+  const runs = expandRuns(t, manifest.hooks);
+  for (const r of runs)
+    if (!manifest.hooks.includes(r.hook)) throw new UserError(`train.hook: the cache ${t.cache} has no hook "${r.hook}" (it has: ${manifest.hooks.join(', ')}). Set train.hook to one of these, or harvest that hook.`);
+  const backend = currentBackend();
+  const summary: TrainSummary = { trained: [], reused: [] };
+  const todo: { run: Run; plan: ReturnType<typeof planRunDir> }[] = [];
+  for (const run of runs) {
+    const wanted = runCfg({ run, train: t, manifest, manifestSha, backend, activationScale: NaN });
+    const plan = planRunDir(join(t.out, run.name), wanted, opts, t.cache);
+    if (plan.kind === 'finished') {
+      info(`${run.name}: already trained (${plan.dir}), reusing it; --fresh retrains it.`);
+      summary.reused.push(run.name);
+    } else todo.push({ run, plan });
+  }
+  if (todo.length === 0) return summary;
+  checkMemory(todo.map((x) => x.run), manifest.d_in, t.batch_size, backend);
+  if (t.tokens > manifest.tokens)
+    info(`the cache holds ${manifest.tokens.toLocaleString('en-US')} tokens and train.tokens is ${t.tokens.toLocaleString('en-US')}: the stream loops over the cache ${(t.tokens / manifest.tokens).toFixed(1)} times (epochs), reshuffled each time.`);
+  // Runs resume from their own step; those at the same step share one pass over the data.
+  const groups = new Map<number, typeof todo>();
+  for (const x of todo) {
+    const step = x.plan.kind === 'resume' ? x.plan.state.step : 0;
+    groups.set(step, [...(groups.get(step) ?? []), x]);
+  }
+  for (const step of [...groups.keys()].sort((a, b) => a - b)) {
+    const group = groups.get(step)!;
+    const resumed = group.flatMap((x) => (x.plan.kind === 'resume' ? [x.plan.state] : []));
+    if (resumed.some((s) => JSON.stringify(s.stream) !== JSON.stringify(resumed[0].stream)))
+      throw new UserError(`${t.out}: runs saved at step ${step} disagree on the data stream's position; their trainer_state/ folders come from different runs. Train with --fresh.`);
+    const stream = new ShuffleStream(t.cache, [...new Set(group.map((x) => x.run.hook))], { bufferRows: t.shuffle_buffer_tokens, seed: t.data_seed }, resumed[0]?.stream);
+    const saeRuns = group.map((x) => {
+      if (x.plan.kind === 'resume') {
+        info(`${x.run.name}: resuming at step ${x.plan.state.step} (${x.plan.state.tokensSeen.toLocaleString('en-US')} tokens) from ${join(x.plan.dir, 'trainer_state')}.`);
+        truncateMetrics(x.plan.dir, x.plan.state.step);
+        return SaeRun.resume(x.plan.dir, x.plan.state, x.plan.state.cfg);
+      }
+      return startRun(x.run, x.plan.dir, t, manifest, manifestSha, backend, stream);
+    });
+    try {
+      await trainGroup(saeRuns, stream, step, t, opts);
+      for (const r of saeRuns) {
+        await opts.beforeFinish?.(r);
+        await r.finish(backend);
+        info(`${r.name}: done, checkpoint in ${r.dir}`);
+        summary.trained.push(r.name);
+      }
+    } finally {
+      for (const r of saeRuns) r.dispose();
+    }
+  }
+  return summary;
+}
+
+/** Refuses, on wasm, runs whose tensors would pass the heap size where tfjs-wasm silently corrupts memory. */
+export function checkMemory(runs: Run[], dIn: number, batch: number, backend: BackendInfo): void {
+  const total = runs.reduce((a, r) => a + saeTrainBytes(dIn, r.d_sae, batch), 0);
+  if (backend.name === 'wasm' && total > WASM_SAFE_BYTES)
+    throw new UserError(`training ${runs.length} SAE(s) at once (d_in ${dIn}, d_sae ${[...new Set(runs.map((r) => r.d_sae))].join('/')}, batch ${batch}) needs about ${formatBytes(total)} of tensor memory, more than the ${formatBytes(WASM_SAFE_BYTES)} the wasm backend can hold safely. Lower train.batch_size, or train fewer runs at once (split the sweep into several recipes with different train.out), or use the tensorflow backend.`);
+}
+
+/** Builds a new run: activation scale and b_dec from the start of the stream (the same for every run of a hook), seeded weights. */
+function startRun(run: Run, dir: string, t: TrainConfig, manifest: Manifest, manifestSha: string, backend: BackendInfo, stream: ShuffleStream): SaeRun {
+  const d = manifest.d_in;
+  const sample = stream.peek(INIT_SAMPLE_ROWS)[run.hook];
+  const n = sample.length / d;
+  const scale = t.normalize_activations === 'expected_norm' ? expectedNormScale(sample, n, d) : 1;
+  scaleInPlace(sample, scale);
+  const bDec = t.b_dec_init === 'geometric_median' ? geometricMedian(sample, n, d) : t.b_dec_init === 'mean' ? meanRows(sample, n, d) : new Float32Array(d);
+  const cfg = runCfg({ run, train: t, manifest, manifestSha, backend, activationScale: scale });
+  mkdirSync(dir, { recursive: true });
+  truncateMetrics(dir, 0);
+  return SaeRun.start(dir, cfg, initWeights(d, run.d_sae, run.seed, bDec, t.decoder === 'unit_norm' ? 1 : 0.1), newFeatureStats(run.d_sae));
+}
+
+/** The step loop: one batch from the stream to every run, metrics, checkpoints, progress. */
+async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: number, t: TrainConfig, opts: TrainOptions): Promise<void> {
+  const steps = totalSteps(t);
+  const B = t.batch_size;
+  const progress = createProgress(`train ${runs.length} run${runs.length > 1 ? 's' : ''}`, steps * B, 'tok', startStep * B);
+  try {
+    for (let step = startStep + 1; step <= steps; step++) {
+      const seenBefore = (step - 1) * B;
+      const batch = stream.next(B);
+      checkFinite(batch, t.cache, step, runs);
+      const reports = feed(runs, batch, seenBefore, t);
+      const last = step === steps;
+      if (step % t.log_every_steps === 0 || last || step === 1)
+        runs.forEach((r, i) => appendMetrics(r.dir, { ...reports[i], epoch: stream.epochs }));
+      const mean = (k: keyof StepReport) => reports.reduce((a, r) => a + r[k], 0) / reports.length;
+      progress.update(step * B, { loss: mean('loss'), L0: mean('l0'), dead: mean('dead_fraction') });
+      if (!last && Math.floor((step * B) / t.checkpoint_every_tokens) > Math.floor(seenBefore / t.checkpoint_every_tokens)) {
+        const st = stream.state();
+        for (const r of runs) await r.checkpoint(step * B, st);
+      }
+      opts.afterStep?.(step);
+    }
+  } finally {
+    progress.stop();
+  }
+}
+
+/** One step of every run on the batch; runs of the same hook and scale share one input tensor. */
+function feed(runs: SaeRun[], batch: Record<string, Float32Array>, seenBefore: number, t: TrainConfig): StepReport[] {
+  const inputs = new Map<string, tf.Tensor2D>();
+  try {
+    return runs.map((r) => {
+      const key = `${r.hook}\u0000${r.scale}`;
+      let x = inputs.get(key);
+      if (!x) {
+        const raw = batch[r.hook];
+        x = tf.tensor2d(scaleInPlace(raw.slice(), r.scale), [t.batch_size, raw.length / t.batch_size]);
+        inputs.set(key, x);
+      }
+      return r.trainOn(x, seenBefore, t);
+    });
+  } finally {
+    tf.dispose([...inputs.values()]);
+  }
+}
+
+function checkFinite(batch: Record<string, Float32Array>, cache: string, step: number, runs: SaeRun[]): void {
+  for (const [hook, x] of Object.entries(batch)) {
+    for (let i = 0; i < x.length; i++) {
+      if (!Number.isFinite(x[i])) {
+        const names = runs.filter((r) => r.hook === hook).map((r) => r.name).join(', ');
+        throw new UserError(`${cache}: hook "${hook}" has a ${x[i]} activation in the batch of step ${step} (runs ${names}). Training stopped; each run's trainer_state/ keeps its last good checkpoint, if one was written. Re-harvest the cache (float16 overflows past ±65504: use dtype float32), then train again.`);
+      }
+    }
+  }
+}
