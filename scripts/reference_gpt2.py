@@ -127,6 +127,12 @@ def main():
     for name, idx in grads.items():
         out[f"grad_index.{name}"] = np.asarray(idx, np.int32)
         out[f"grad.{name}"] = fd_grad(w, cfg, tokens, name, idx).astype(np.float32)
+    # Greedy continuation of a 4-token prompt, one full forward per new token.
+    seq = list(tokens[1, :4])
+    for _ in range(8):
+        seq.append(int(forward(w, cfg, np.array([seq]))[1][0, -1].argmax()))
+    out["greedy_prompt"] = np.array(seq[:4], np.int32)
+    out["greedy_continuation"] = np.array(seq[4:], np.int32)
     path = os.path.join(d, "reference.safetensors")
     st_numpy.save(path, out, {"generator": "scripts/reference_gpt2.py", "seed": str(SEED)})
     print(f"wrote {path}: loss {losses.mean():.6f}, {len(hooks)} hooks")

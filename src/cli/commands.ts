@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { Stage } from './stage.js';
 import { planCommand } from './plan.js';
+import { harvestStage } from './harvest.js';
 import { synthStage } from './synth.js';
 import { trainStage } from './train.js';
 
@@ -8,7 +9,7 @@ import { trainStage } from './train.js';
  * The pipeline's stages in run order. `sae-train recipe.yaml` runs every one
  * whose section the recipe has. Each stage lives in its own file.
  */
-export const STAGES: Stage[] = [synthStage, trainStage];
+export const STAGES: Stage[] = [synthStage, harvestStage, trainStage];
 
 /** Commands that are not stages. */
 export const EXTRA_COMMANDS: CommandModule<object, never>[] = [planCommand as CommandModule<object, never>];

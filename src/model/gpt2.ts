@@ -35,6 +35,9 @@
  * The result's tensors belong to the caller (dispose them); nothing else is left allocated.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core registers op gradients only on request; (f) needs them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import { gatherRows } from '../backend/gather.js';
 import { batchMatMul, matMul } from '../backend/matmul.js';
 import { UserError } from '../io/errors.js';
 import type { Gpt2Config } from './config.js';
@@ -211,6 +214,8 @@ export function gpt2Forward(model: Gpt2Model, tokens: tf.Tensor2D | number[][] |
 
   return tf.tidy((): tf.TensorContainer => {
     const out: Record<string, tf.Tensor> = {};
+    // Each stage runs in its own tidy, so a forward holds one stage's intermediates at a time (not all layers').
+    let stageOut: Record<string, tf.Tensor> = {};
     const emit: Emit = (name, x) => {
       let v = x;
       const fn = replace[name];
@@ -219,10 +224,18 @@ export function gpt2Forward(model: Gpt2Model, tokens: tf.Tensor2D | number[][] |
         if (!tf.util.arraysEqual(v.shape, x.shape))
           throw new Error(`replacement for hook ${name} returned shape [${v.shape}], expected [${x.shape}]`);
       }
-      if (read.has(name)) out[name] = v;
+      if (read.has(name)) stageOut[name] = tf.clone(v); // a distinct handle per name (no data copy)
       return v;
     };
-    const done = (stage: number) => !wantLogits && stage >= lastStage;
+    const stage = (f: () => tf.Tensor3D): tf.Tensor3D => {
+      const { r, o } = tf.tidy(() => {
+        stageOut = {};
+        return { r: f(), o: stageOut };
+      });
+      Object.assign(out, o);
+      return r;
+    };
+    const done = (s: number) => !wantLogits && s >= lastStage;
     const result = (): tf.TensorContainer => ({ hooks: out });
 
     let resid: tf.Tensor3D;
@@ -232,8 +245,7 @@ export function gpt2Forward(model: Gpt2Model, tokens: tf.Tensor2D | number[][] |
       if (v.rank !== 3 || v.shape[2] !== c.n_embd) throw new UserError(`start value for ${opts.start.hook} has shape [${v.shape}], expected [batch, positions, ${c.n_embd}].`);
       [B, T] = v.shape as [number, number, number];
       if (T > c.n_positions) throw new UserError(`${T} positions exceed the model's n_positions (${c.n_positions}).`);
-      resid = v as tf.Tensor3D;
-      for (const name of startEmits) resid = emit(name, resid) as tf.Tensor3D;
+      resid = stage(() => startEmits.reduce((x, name) => emit(name, x) as tf.Tensor3D, tf.clone(v) as tf.Tensor3D));
       if (!wantLogits && lastStage < firstStage) return result();
     } else {
       if (!tokens) throw new Error('gpt2Forward: tokens are required unless opts.start is given');
@@ -241,32 +253,49 @@ export function gpt2Forward(model: Gpt2Model, tokens: tf.Tensor2D | number[][] |
       [B, T] = tok.shape;
       if (T > c.n_positions) throw new UserError(`sequence of ${T} tokens exceeds the model's n_positions (${c.n_positions}); use a context_size of at most ${c.n_positions}.`);
       if (lastStage < 0) return result();
-      const embed = emit('hook_embed', tf.reshape(tf.gather(p.wte, tf.reshape(tok, [B * T])), [B, T, c.n_embd]));
-      const pos = emit('hook_pos_embed', tf.broadcastTo(tf.reshape(tf.slice(p.wpe, [0, 0], [T, c.n_embd]), [1, T, c.n_embd]), [B, T, c.n_embd]));
-      resid = emit('blocks.0.hook_resid_pre', tf.add(embed, pos)) as tf.Tensor3D;
+      resid = stage(() => {
+        const embed = emit('hook_embed', tf.reshape(gatherRows(p.wte, tf.reshape(tok, [B * T])), [B, T, c.n_embd]));
+        const pos = emit('hook_pos_embed', tf.broadcastTo(tf.reshape(tf.slice(p.wpe, [0, 0], [T, c.n_embd]), [1, T, c.n_embd]), [B, T, c.n_embd]));
+        return emit('blocks.0.hook_resid_pre', tf.add(embed, pos)) as tf.Tensor3D;
+      });
       if (done(0)) return result();
     }
     const eps = c.layer_norm_epsilon;
-    for (let stage = Math.max(1, firstStage); stage <= 2 * L; stage++) {
-      const l = (stage - 1) >> 1;
+    for (let s = Math.max(1, firstStage); s <= 2 * L; s++) {
+      const l = (s - 1) >> 1;
       const blk = p.blocks[l];
-      if (stage % 2 === 1) {
-        const attnOut = emit(`blocks.${l}.hook_attn_out`, attention(layerNorm(resid, blk.ln1, eps) as tf.Tensor3D, blk, c, l, emit));
-        resid = emit(`blocks.${l}.hook_resid_mid`, tf.add(resid, attnOut)) as tf.Tensor3D;
-      } else {
-        const mlpOut = emit(`blocks.${l}.hook_mlp_out`, mlp(layerNorm(resid, blk.ln2, eps) as tf.Tensor3D, blk, l, emit));
-        resid = emit(`blocks.${l}.hook_resid_post`, tf.add(resid, mlpOut)) as tf.Tensor3D;
-        if (l + 1 < L) resid = emit(`blocks.${l + 1}.hook_resid_pre`, resid) as tf.Tensor3D;
-      }
-      if (done(stage)) return result();
+      const x = resid;
+      resid = stage(() => {
+        if (s % 2 === 1) {
+          const attnOut = emit(`blocks.${l}.hook_attn_out`, attention(layerNorm(x, blk.ln1, eps) as tf.Tensor3D, blk, c, l, emit));
+          return emit(`blocks.${l}.hook_resid_mid`, tf.add(x, attnOut)) as tf.Tensor3D;
+        }
+        const mlpOut = emit(`blocks.${l}.hook_mlp_out`, mlp(layerNorm(x, blk.ln2, eps) as tf.Tensor3D, blk, l, emit));
+        const post = emit(`blocks.${l}.hook_resid_post`, tf.add(x, mlpOut)) as tf.Tensor3D;
+        return l + 1 < L ? (emit(`blocks.${l + 1}.hook_resid_pre`, post) as tf.Tensor3D) : post;
+      });
+      if (done(s)) return result();
     }
-    const final = emit('ln_final.hook_normalized', layerNorm(resid, p.lnF, eps)) as tf.Tensor3D;
+    const final = stage(() => emit('ln_final.hook_normalized', layerNorm(resid, p.lnF, eps)) as tf.Tensor3D);
     if (!wantLogits) return result();
     const x2 = tf.reshape(final, [B * T, c.n_embd]) as tf.Tensor2D;
     let logits: tf.Tensor2D = p.lmHead ? matMul(x2, tf.transpose(p.lmHead.w)) : matMul(x2, tf.transpose(p.wte));
     if (p.lmHead?.b) logits = tf.add(logits, p.lmHead.b);
     return { logits: tf.reshape(logits, [B, T, logits.shape[1]]), hooks: out };
   }) as unknown as ForwardResult;
+}
+
+/**
+ * Rough peak bytes of one forward of B sequences of T tokens (float32): parameters, one stage's
+ * intermediates (the forward frees each stage's temporaries before the next), the logits when asked for,
+ * and `readFloatsPerToken` floats per token of read hooks. For refusing runs that would overflow the wasm heap.
+ */
+export function forwardBytes(c: Gpt2Config, B: number, T: number, opts: { logits?: boolean; readFloatsPerToken?: number } = {}): number {
+  const D = c.n_embd, F = c.n_inner, H = c.n_head;
+  const params = (c.vocab_size + c.n_positions) * D + c.n_layer * (4 * D * D + 2 * D * F + 9 * D + F);
+  const stage = B * T * Math.max(12 * D + 4 * H * T, 4 * D + 8 * F);
+  const logits = opts.logits ?? true ? 3 * B * T * c.vocab_size + c.vocab_size * D : 0;
+  return 4 * (params + stage + logits + B * T * (2 * D + (opts.readFloatsPerToken ?? 0)));
 }
 
 /**
@@ -280,8 +309,8 @@ export function tokenCrossEntropy(logitsBTV: tf.Tensor3D, tokensBT: tf.Tensor2D 
     const N = B * (T - 1);
     const lg = tf.reshape(tf.slice(logitsBTV, [0, 0, 0], [B, T - 1, V]), [N, V]);
     const targets = tf.reshape(tf.slice(tok, [0, 1], [B, T - 1]), [N]);
-    const flatIdx = tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), targets);
-    const picked = tf.gather(tf.reshape(lg, [N * V]), flatIdx);
+    const flatIdx: tf.Tensor1D = tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), targets);
+    const picked = tf.reshape(gatherRows(tf.reshape(lg, [N * V, 1]), flatIdx), [N]);
     return tf.reshape(tf.sub(tf.logSumExp(lg, -1), picked), [B, T - 1]) as tf.Tensor2D;
   });
 }

@@ -6,6 +6,8 @@ import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError } from '../io/errors.js';
 import { openSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.js';
 import { configJson, readGpt2Config, type Gpt2Config } from './config.js';
+import { resolveModelDir } from './hub.js';
+import { processWeights, processingLabel } from './processing.js';
 import { expectedShapes, toParams, type Gpt2Model, type Gpt2Weights, type HostTensor } from './weights.js';
 
 /** Buffers some checkpoints carry that are not parameters (the causal mask). */
@@ -117,26 +119,38 @@ export function paramBytes(c: Gpt2Config): number {
 export interface LoadOptions {
   /** Make every parameter a tf.Variable (for training the model itself). */
   trainable?: boolean;
+  /** TransformerLens weight processing (src/model/processing.ts); both default off. */
+  foldLn?: boolean;
+  centerWritingWeights?: boolean;
 }
 
 /** A loaded model: config, tensors, and where it came from. */
 export interface LoadedGpt2 extends Gpt2Model {
-  /** Short name for manifests and logs: the hub id or the folder's name. */
+  /** Short name for manifests and logs: the hub id, or the folder's name. */
   name: string;
   /** The local folder the weights were read from. */
   dir: string;
+  /** Weight processing applied: "none", "fold_ln", "center_writing_weights" or "fold_ln+center_writing_weights". */
+  processing: string;
+}
+
+/** Refuses, before allocating, a model whose parameters would not fit the wasm heap. */
+function checkFits(spec: string, c: Gpt2Config): void {
+  const bytes = paramBytes(c);
+  if (tf.getBackend() === 'wasm' && bytes > WASM_SAFE_BYTES * 0.8)
+    throw new UserError(`${spec}: the model's parameters take ${formatBytes(bytes)} as float32, too much for the wasm backend's ~4 GiB heap (with room for activations). Use a smaller model (gpt2, gpt2-medium) or the tensorflow backend (@tensorflow/tfjs-node).`);
 }
 
 /**
- * Loads a GPT-2 from a local Hugging Face folder into tensors. Refuses, before allocating, a model whose
- * parameters would not fit the wasm heap.
+ * Loads a GPT-2 into tensors from `spec`: a local Hugging Face folder (config.json + model.safetensors) or a
+ * hub id (gpt2, gpt2-medium, distilgpt2, …) downloaded once into the cache (src/model/hub.ts).
  */
 export async function loadGpt2(spec: string, opts: LoadOptions = {}): Promise<LoadedGpt2> {
-  const dir = resolve(spec);
+  const dir = await resolveModelDir(spec);
   const config = readGpt2Config(dir);
-  const bytes = paramBytes(config);
-  if (tf.getBackend() === 'wasm' && bytes > WASM_SAFE_BYTES * 0.8)
-    throw new UserError(`${spec}: the model's parameters take ${formatBytes(bytes)} as float32, too much for the wasm backend's ~4 GiB heap (with room for activations). Use a smaller model (gpt2, gpt2-medium) or the tensorflow backend (@tensorflow/tfjs-node).`);
+  checkFits(spec, config);
   const { weights } = readGpt2Folder(dir);
-  return { config, params: toParams(config, weights, opts), name: basename(dir), dir };
+  const proc = { foldLn: !!opts.foldLn, centerWritingWeights: !!opts.centerWritingWeights };
+  const params = toParams(config, processWeights(config, weights, proc), opts);
+  return { config, params, name: existsSync(spec) ? basename(resolve(spec)) : spec, dir, processing: processingLabel(proc) };
 }
