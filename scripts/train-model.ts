@@ -38,9 +38,9 @@ const DEFAULTS = {
   /** Windows per optimizer step (each n_positions tokens, BOS first). */
   batch: 8,
   /** Token budget (batch × n_positions per step). */
-  tokens: 1_000_000,
+  tokens: 491_520,
   lr: 2e-3,
-  warmup_steps: 30,
+  warmup_steps: 20,
   min_lr_ratio: 0.1,
   beta1: 0.9,
   beta2: 0.95,
@@ -49,7 +49,7 @@ const DEFAULTS = {
   seed: 0,
   /** Held-out monitoring windows (evenly spaced over the held-out split) and how often to measure them. */
   monitor_windows: 32,
-  monitor_every: 50,
+  monitor_every: 40,
   log_every: 10,
   checkpoint_every_s: 300,
 };
