@@ -12,7 +12,7 @@
  * scripts/eval-model.ts for the held-out CE and the model card.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,7 +24,7 @@ import { parseGpt2Config } from '../src/model/config.js';
 import { writeGpt2Folder } from '../src/model/load.js';
 import { GPT2_VOCAB_SIZE } from '../src/model/tokenizer.js';
 import { batchWindows, lmLoss, lmLrScale, lmTrainStep, zeroOptState, type LmHyper, type LmOptState } from '../src/model/train-lm.js';
-import { hasLmState, loadLmTensors, readLmStateJson, runDifferences, saveLmState, toOptState, type LmCurveRow } from '../src/model/train-lm-state.js';
+import { hasLmState, loadLmTensors, removeLmState, readLmStateJson, runDifferences, saveLmState, toOptState, type LmCurveRow } from '../src/model/train-lm-state.js';
 import { namedParams, paramsToWeights, randomGpt2Weights, toParams, type Gpt2Model } from '../src/model/weights.js';
 import { SOTU_PACKAGE, sotuPackage } from './sotu.js';
 import { splitWindows, windowAt, type SplitWindows } from './sotu-windows.js';
@@ -108,8 +108,8 @@ function curveCsv(rows: readonly LmCurveRow[]): string {
 async function main(): Promise<void> {
   const { s, fresh, work, out } = parseSettings(process.argv.slice(2));
   const backend = await initBackend('wasm');
-  if (fresh) rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
+  if (fresh) removeLmState(work); // the tokenized-windows cache stays
 
   const config = parseGpt2Config({ n_layer: s.n_layer, n_head: s.n_head, n_embd: s.n_embd, n_positions: s.n_positions, vocab_size: GPT2_VOCAB_SIZE }, 'train-model settings');
   const stepTokens = s.batch * s.n_positions;

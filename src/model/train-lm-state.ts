@@ -101,6 +101,12 @@ export function toOptState(model: Gpt2Model, m: Record<string, Float32Array>, v:
   return { m: named.map(([n, t]) => get(m, 'm.', n, t.shape)), v: named.map(([n, t]) => get(v, 'v.', n, t.shape)) };
 }
 
+/** Removes a run's state (state.json and tensors files), leaving anything else in the folder. */
+export function removeLmState(dir: string): void {
+  rmSync(lmStatePath(dir), { force: true });
+  if (existsSync(dir)) for (const e of readdirSync(dir)) if (e.startsWith('tensors-')) rmSync(join(dir, e), { force: true });
+}
+
 /** The setting names whose values differ between a saved run and the wanted one. */
 export function runDifferences(saved: Record<string, unknown>, wanted: Record<string, unknown>): string[] {
   const keys = new Set([...Object.keys(saved), ...Object.keys(wanted)]);
