@@ -38,7 +38,7 @@ const DEFAULTS = {
   /** Windows per optimizer step (each n_positions tokens, BOS first). */
   batch: 8,
   /** Token budget (batch × n_positions per step). */
-  tokens: 491_520,
+  tokens: 327_680,
   lr: 2e-3,
   warmup_steps: 20,
   min_lr_ratio: 0.1,
