@@ -31,6 +31,12 @@ let model: LoadedGpt2;
 beforeAll(async () => {
   await useTestBackend();
   model = await loadGpt2(FIXTURE);
+  // The first forward with logits makes the model's transposed unembedding, kept until disposeParams.
+  const n = tf.memory().numTensors;
+  tf.dispose(gpt2Forward(model, [[1, 2]]).logits!);
+  expect(tf.memory().numTensors).toBe(n + 1);
+  tf.dispose(gpt2Forward(model, [[1, 2]]).logits!);
+  expect(tf.memory().numTensors).toBe(n + 1);
 });
 
 describe('GPT-2 forward vs numpy reference', () => {

@@ -62,6 +62,23 @@ export function readShardBytes(path: string, expectedSha256?: string): Uint8Arra
   return bytes;
 }
 
+/** A FixedSizeList<Float32 | Float16>[width] column as float32 [rows, width] row-major. */
+export function fixedSizeListToF32(col: Vector, rows: number): { values: Float32Array; width: number } {
+  const width = (col.type as FixedSizeList).listSize;
+  const out = new Float32Array(rows * width);
+  let off = 0;
+  for (const chunk of col.data) {
+    const child = chunk.children[0];
+    const vals = child.values as Float32Array | Uint16Array;
+    const len = chunk.length * width;
+    const view = vals.subarray(chunk.offset * width + child.offset, chunk.offset * width + child.offset + len);
+    if (vals instanceof Uint16Array) halfToFloat32(view as Uint16Array, out.subarray(off, off + len));
+    else out.set(view as Float32Array, off);
+    off += len;
+  }
+  return { values: out, width };
+}
+
 /** Decodes a shard; `hooks` limits which activation columns are materialised. */
 export function decodeShard(bytes: Uint8Array, path: string, hooks?: string[]): ShardRows & { dIn: number } {
   let table: Table;
@@ -81,20 +98,9 @@ export function decodeShard(bytes: Uint8Array, path: string, hooks?: string[]): 
   for (const hook of names) {
     const col = table.getChild(hook);
     if (!col) throw new UserError(`${path}: has no column for hook "${hook}" (columns: ${table.schema.fields.map((f) => f.name).join(', ')}).`);
-    const type = col.type as FixedSizeList;
-    dIn = type.listSize;
-    const out = new Float32Array(table.numRows * dIn);
-    let off = 0;
-    for (const chunk of col.data) {
-      const child = chunk.children[0];
-      const vals = child.values as Float32Array | Uint16Array;
-      const len = chunk.length * dIn;
-      const view = vals.subarray(chunk.offset * dIn + child.offset, chunk.offset * dIn + child.offset + len);
-      if (vals instanceof Uint16Array) halfToFloat32(view as Uint16Array, out.subarray(off, off + len));
-      else out.set(view as Float32Array, off);
-      off += len;
-    }
-    acts[hook] = out;
+    const c = fixedSizeListToF32(col, table.numRows);
+    dIn = c.width;
+    acts[hook] = c.values;
   }
   return { seq: int32('seq'), pos: int32('pos'), token: int32('token'), acts, dIn };
 }

@@ -4,12 +4,14 @@ import { planCommand } from './plan.js';
 import { harvestStage } from './harvest.js';
 import { synthStage } from './synth.js';
 import { trainStage } from './train.js';
+import { consistencyStage } from './consistency.js';
+import { reportStage } from './report.js';
 
 /**
  * The pipeline's stages in run order. `sae-train recipe.yaml` runs every one
  * whose section the recipe has. Each stage lives in its own file.
  */
-export const STAGES: Stage[] = [synthStage, harvestStage, trainStage];
+export const STAGES: Stage[] = [synthStage, harvestStage, trainStage, consistencyStage, reportStage];
 
 /** Commands that are not stages. */
 export const EXTRA_COMMANDS: CommandModule<object, never>[] = [planCommand as CommandModule<object, never>];

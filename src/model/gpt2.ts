@@ -41,7 +41,7 @@ import { gatherRows } from '../backend/gather.js';
 import { batchMatMul, matMul } from '../backend/matmul.js';
 import { UserError } from '../io/errors.js';
 import type { Gpt2Config } from './config.js';
-import type { BlockParams, Gpt2Model, LayerNormParams, LinearParams } from './weights.js';
+import { unembedDV, type BlockParams, type Gpt2Model, type LayerNormParams, type LinearParams } from './weights.js';
 
 export type HookFn = (x: tf.Tensor) => tf.Tensor;
 
@@ -255,7 +255,10 @@ export function gpt2Forward(model: Gpt2Model, tokens: tf.Tensor2D | number[][] |
       if (lastStage < 0) return result();
       resid = stage(() => {
         const embed = emit('hook_embed', tf.reshape(gatherRows(p.wte, tf.reshape(tok, [B * T])), [B, T, c.n_embd]));
-        const pos = emit('hook_pos_embed', tf.broadcastTo(tf.reshape(tf.slice(p.wpe, [0, 0], [T, c.n_embd]), [1, T, c.n_embd]), [B, T, c.n_embd]));
+        const posTD = tf.reshape(tf.slice(p.wpe, [0, 0], [T, c.n_embd]), [1, T, c.n_embd]);
+        // [B, T, D] as TransformerLens has it, materialised only when someone looks (a broadcast add is cheaper).
+        const watched = read.has('hook_pos_embed') || 'hook_pos_embed' in replace;
+        const pos = watched ? emit('hook_pos_embed', tf.broadcastTo(posTD, [B, T, c.n_embd])) : posTD;
         return emit('blocks.0.hook_resid_pre', tf.add(embed, pos)) as tf.Tensor3D;
       });
       if (done(0)) return result();
@@ -279,7 +282,7 @@ export function gpt2Forward(model: Gpt2Model, tokens: tf.Tensor2D | number[][] |
     const final = stage(() => emit('ln_final.hook_normalized', layerNorm(resid, p.lnF, eps)) as tf.Tensor3D);
     if (!wantLogits) return result();
     const x2 = tf.reshape(final, [B * T, c.n_embd]) as tf.Tensor2D;
-    let logits: tf.Tensor2D = p.lmHead ? matMul(x2, tf.transpose(p.lmHead.w)) : matMul(x2, tf.transpose(p.wte));
+    let logits: tf.Tensor2D = matMul(x2, unembedDV(p));
     if (p.lmHead?.b) logits = tf.add(logits, p.lmHead.b);
     return { logits: tf.reshape(logits, [B, T, logits.shape[1]]), hooks: out };
   }) as unknown as ForwardResult;

@@ -147,6 +147,28 @@ export async function paramsToWeights(p: Gpt2Params): Promise<Gpt2Weights> {
   return w;
 }
 
+/** Transposed unembeddings of frozen (non-Variable) parameters, made once per model. */
+const unembedCache = new WeakMap<tf.Tensor, tf.Tensor2D>();
+
+/**
+ * The unembedding as [D, V] (logits = x·W), tied to wte unless lmHead is set. For frozen parameters the
+ * transpose is made once and kept (generation calls the forward once per token); for tf.Variables, whose
+ * values change while training, it is recomputed in the caller's scope.
+ */
+export function unembedDV(p: Gpt2Params): tf.Tensor2D {
+  const w = p.lmHead?.w ?? p.wte;
+  if (w instanceof tf.Variable) return tf.transpose(w);
+  let t = unembedCache.get(w);
+  if (!t || t.isDisposed) {
+    t = tf.keep(tf.transpose(w));
+    unembedCache.set(w, t);
+  }
+  return t;
+}
+
 export function disposeParams(p: Gpt2Params): void {
+  const w = p.lmHead?.w ?? p.wte;
+  unembedCache.get(w)?.dispose();
+  unembedCache.delete(w);
   tf.dispose(namedParams(p).map(([, t]) => t));
 }
