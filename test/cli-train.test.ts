@@ -148,11 +148,18 @@ train:
     expect((await cli('train', rc, '--fresh')).code).toBe(0);
   });
 
-  it('refuses a sweep too big for the wasm heap before training', async () => {
+  it('refuses a run too big for the wasm heap before training', async () => {
     const cache = synthCache(dir, { out: join(dir, 'cli-cache-big') });
     const r = await cli('train', recipe('big', trainBody(cache, join(dir, 'big')).replace('d_sae: 32', 'd_sae: [4000000, 5000000]')));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/training 2 SAE\(s\) at once .* needs about [\d.]+ GiB.*Lower train.batch_size, or train fewer runs at once/);
+    expect(r.err).toMatch(/run synthetic__d4000000 \(d_in 16, d_sae 4000000, batch 64\) needs about [\d.]+ GiB.*Lower train.batch_size/);
     expect(existsSync(join(dir, 'big'))).toBe(false);
+    // A refused --fresh deletes nothing: finished runs survive.
+    const small = trainBody(cache, join(dir, 'keep')).replace('d_sae: 32', 'd_sae: [16, 32]');
+    expect((await cli('train', recipe('keep', small))).code).toBe(0);
+    const fresh = await cli('train', recipe('keep2', small.replace('[16, 32]', '[16, 32, 4000000]')), '--fresh');
+    expect(fresh.code).toBe(1);
+    expect(fresh.err).toMatch(/needs about/);
+    for (const d of [16, 32]) expect(existsSync(join(dir, 'keep', `synthetic__d${d}`, 'cfg.json'))).toBe(true);
   });
 });

@@ -7,7 +7,9 @@ import { tmpDir } from './helpers/tmp.js';
 import { synthCache } from './helpers/synth.js';
 import { trainConfig } from './helpers/train.js';
 import { python } from './helpers/python.js';
-import { trainAll, checkMemory } from '../src/train/train.js';
+import { trainAll } from '../src/train/train.js';
+import { memoryChunks } from '../src/train/passes.js';
+import { saeSweepTrainBytes, WASM_SAFE_BYTES } from '../src/backend/memory.js';
 import { loadCheckpoint } from '../src/sae/checkpoint.js';
 import { readGroundTruth, SYNTH_HOOK } from '../src/activations/synth.js';
 import { openCache, sequentialBatches } from '../src/activations/cache.js';
@@ -163,9 +165,17 @@ print(json.dumps({k: [list(v.shape), float(v.astype(np.float64).sum())] for k, v
     expect(existsSync(join(t.out, SYNTH_HOOK, 'cfg.json'))).toBe(false);
   });
 
-  it('refuses, on wasm, runs too big for the heap, with the estimate and the fix', () => {
-    const runs = [{ name: 'a', hook: 'h', d_sae: 1 << 20, seed: 0, l1_coefficient: 1, lr: 1 }];
-    expect(() => checkMemory(runs, 768, 1024, { name: 'wasm', detail: 'wasm' })).toThrow(/needs about [\d.]+ GiB .*Lower train.batch_size, or train fewer runs at once/);
-    expect(() => checkMemory(runs, 768, 1024, { name: 'tensorflow', detail: 'tfjs-node' })).not.toThrow();
+  it('on wasm, splits a sweep into passes that fit the heap and refuses a run too big alone, with the estimate and the fix', () => {
+    const wasm = { name: 'wasm', detail: 'wasm' };
+    const run = (name: string, d_sae: number) => ({ name, d_sae });
+    expect(() => memoryChunks([run('huge', 1 << 20)], 768, 1024, wasm)).toThrow(/run huge .* needs about [\d.]+ GiB .*Lower train.batch_size \(or d_sae\)/);
+    expect(memoryChunks([run('huge', 1 << 20)], 768, 1024, { name: 'tensorflow', detail: 'tfjs-node' })).toHaveLength(1);
+    // 8 runs of d_sae 24576 (~1.3 GiB of parameters and moments each with the step's temporaries): a few per pass.
+    const runs = Array.from({ length: 8 }, (_, i) => run(`r${i}`, 24576));
+    const chunks = memoryChunks(runs, 768, 1024, wasm);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.flat()).toEqual(runs);
+    for (const c of chunks) expect(saeSweepTrainBytes(768, c.map((r) => r.d_sae), 1024)).toBeLessThanOrEqual(WASM_SAFE_BYTES);
+    expect(memoryChunks(runs.slice(0, 2).map((r) => ({ ...r, d_sae: 512 })), 768, 1024, wasm)).toHaveLength(1);
   });
 });

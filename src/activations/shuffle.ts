@@ -83,6 +83,12 @@ export class ShuffleStream {
     return this.epoch + 1;
   }
 
+  /** Float32 bytes the stream holds at most: one window and one decoded shard, per hook. */
+  hostBytes(): number {
+    const shardRows = Math.max(...this.manifest.shards.map((s) => s.rows));
+    return this.hooks.length * (this.windowSize() + shardRows) * this.dIn * 4;
+  }
+
   state(): StreamState {
     const row = this.windowStart + this.pos;
     // A finished window: the next one starts from the RNG's current state.

@@ -62,15 +62,15 @@ export function saeLoss(xBD: tf.Tensor2D, p: SaeTensors, l1: number, mode: Decod
  *   dW_dec = fᵀ·dx̂ (+ (λ/B)·(Σ_b f_bi)·W_dec,i/‖W_dec,i‖ when norm-weighted)
  */
 export function saeLossAndGrads(xBD: tf.Tensor2D, p: SaeTensors, l1: number, mode: DecoderMode): LossAndGrads {
+  // Nested tidies and early disposal keep at most a few [batch, d_sae] tensors alive at once:
+  // the wasm heap is the limit on how big an SAE can train.
   return tf.tidy(() => {
     const [batch, dIn] = xBD.shape;
     const dSae = p.W_enc.shape[1];
-    const xc = tf.sub(xBD, p.b_dec);
-    const pre = tf.add(tf.matMul(xc, p.W_enc), p.b_enc) as tf.Tensor2D;
-    const f = tf.relu(pre);
+    const xc = tf.sub(xBD, p.b_dec) as tf.Tensor2D;
+    const f = tf.tidy(() => tf.relu(tf.add(tf.matMul(xc, p.W_enc), p.b_enc))) as tf.Tensor2D;
     const active = tf.step(f); // 1 where pre > 0 (ReLU' = 0 at 0, as in autograd)
-    const xHat = tf.add(tf.matMul(f, p.W_dec), p.b_dec);
-    const e = tf.sub(xHat, xBD) as tf.Tensor2D;
+    const e = tf.tidy(() => tf.sub(tf.add(tf.matMul(f, p.W_dec), p.b_dec), xBD)) as tf.Tensor2D;
     const sse = tf.sum(tf.square(e));
     const mse = tf.div(sse, batch);
     const fSum = sumRows(f);
@@ -81,13 +81,17 @@ export function saeLossAndGrads(xBD: tf.Tensor2D, p: SaeTensors, l1: number, mod
 
     const dxHat = tf.mul(e, 2 / batch) as tf.Tensor2D;
     const penaltyF = norms ? tf.mul(norms, l1 / batch) : tf.fill([dSae], l1 / batch);
-    const df = tf.add(matMulBT(dxHat, p.W_dec), penaltyF);
-    const dpre = tf.mul(df, active) as tf.Tensor2D;
+    const dpre = tf.tidy(() => tf.mul(tf.add(matMulBT(dxHat, p.W_dec), penaltyF), active)) as tf.Tensor2D;
+    active.dispose();
     const b_enc = sumRows(dpre);
-    const W_enc = matMulAT(xc as tf.Tensor2D, dpre);
+    const W_enc = tf.tidy(() => matMulAT(xc, dpre));
+    dpre.dispose();
     const b_dec = tf.sub(sumRows(dxHat), tf.reshape(tf.matMul(p.W_enc, tf.reshape(b_enc, [dSae, 1])), [dIn])) as tf.Tensor1D;
-    let W_dec = matMulAT(f, dxHat);
-    if (norms) W_dec = tf.add(W_dec, tf.mul(p.W_dec, tf.reshape(tf.div(tf.mul(fSum, l1 / batch), tf.maximum(norms, 1e-12)), [dSae, 1])));
+    const W_dec = tf.tidy(() => {
+      const g = matMulAT(f, dxHat);
+      return norms ? tf.add(g, tf.mul(p.W_dec, tf.reshape(tf.div(tf.mul(fSum, l1 / batch), tf.maximum(norms, 1e-12)), [dSae, 1]))) : g;
+    }) as tf.Tensor2D;
+    f.dispose();
 
     const xMean = tf.div(sumRows(xBD), batch);
     const sst = tf.sum(tf.square(tf.sub(xBD, xMean)));

@@ -3,13 +3,14 @@ import { join } from 'node:path';
 import { UserError } from '../io/errors.js';
 import { CFG_FILE, METRICS_FILE, SPARSITY_FILE, WEIGHTS_FILE, readCfg, type SaeCfg } from '../sae/checkpoint.js';
 import { CACHE_KEYS, cfgDifferences } from './config.js';
-import { STATE_DIR, hasTrainerState, loadTrainerState, readStateJson, type HostTrainState } from './state.js';
+import { STATE_DIR, hasTrainerState, loadTrainerState, readStateJson, removeTrainerState, type HostTrainState } from './state.js';
 
 /** What to do with a run's output folder. */
 export type RunDirPlan =
   | { kind: 'finished'; dir: string }
   | { kind: 'resume'; dir: string; state: HostTrainState }
-  | { kind: 'new'; dir: string };
+  /** `clear`: what to delete first (the whole folder, or only files of an earlier attempt); see clearRunDir. */
+  | { kind: 'new'; dir: string; clear: 'folder' | 'attempt' };
 
 /**
  * Decides between reusing a finished run, resuming an unfinished one and
@@ -19,15 +20,17 @@ export type RunDirPlan =
  * - the same run started on a different cache (d_in or manifest): refuse (`fresh`/`overwrite`: start over);
  * - a different run: refuse (`overwrite`: replace it).
  * `wanted` is the cfg the run would be written with (identity keys matter).
+ * Deletes nothing: the caller clears a `new` folder (clearRunDir) once every check has passed.
  */
 export function planRunDir(dir: string, wanted: SaeCfg, opts: { fresh: boolean; overwrite: boolean }, cache: string): RunDirPlan {
-  const startOver = (): RunDirPlan => {
-    rmSync(dir, { recursive: true, force: true });
-    return { kind: 'new', dir };
-  };
+  const startOver = (): RunDirPlan => ({ kind: 'new', dir, clear: 'folder' });
   if (existsSync(join(dir, CFG_FILE))) {
     const diffs = cfgDifferences(readCfg(dir), wanted);
-    if (diffs.length === 0) return opts.fresh ? startOver() : { kind: 'finished', dir };
+    if (diffs.length === 0) {
+      if (opts.fresh) return startOver();
+      removeTrainerState(dir); // left behind if a kill came between cfg.json and its removal
+      return { kind: 'finished', dir };
+    }
     if (opts.overwrite) return startOver();
     throw new UserError(`${dir}: holds a different finished run (${diffs.join('; ')}). Choose another train.out, or pass --overwrite to replace it.`);
   }
@@ -43,7 +46,12 @@ export function planRunDir(dir: string, wanted: SaeCfg, opts: { fresh: boolean; 
     if (opts.overwrite) return startOver();
     throw new UserError(`${dir}: holds a different unfinished run (${diffs.join('; ')}). Choose another train.out, or pass --overwrite to replace it.`);
   }
-  // Nothing to keep (at most metrics of a run killed before its first checkpoint); other files are left alone.
-  for (const f of [METRICS_FILE, SPARSITY_FILE, WEIGHTS_FILE, STATE_DIR]) rmSync(join(dir, f), { recursive: true, force: true });
-  return { kind: 'new', dir };
+  // Nothing to keep (at most metrics of a run killed before its first checkpoint).
+  return { kind: 'new', dir, clear: 'attempt' };
+}
+
+/** Empties the folder of a run about to start: all of it, or only the files of an earlier attempt (other files are left alone). */
+export function clearRunDir(plan: Extract<RunDirPlan, { kind: 'new' }>): void {
+  if (plan.clear === 'folder') rmSync(plan.dir, { recursive: true, force: true });
+  else for (const f of [METRICS_FILE, SPARSITY_FILE, WEIGHTS_FILE, STATE_DIR]) rmSync(join(plan.dir, f), { recursive: true, force: true });
 }

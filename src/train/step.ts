@@ -33,13 +33,12 @@ export function disposeTrainState(s: SaeTrainState): void {
   disposeTensors(s.v);
 }
 
-/** Scales every gradient by min(1, c/‖g‖) for the global norm ‖g‖ over all of them (torch's clip_grad_norm_). */
-export function clipGlobalNorm(g: SaeTensors, c: number): SaeTensors {
+/** min(1, c/‖g‖) for the global norm ‖g‖ over all gradients: torch's clip_grad_norm_ factor. */
+export function clipScale(g: SaeTensors, c: number): tf.Scalar {
   return tf.tidy(() => {
     const norm = tf.sqrt(tf.addN(KEYS.map((k) => tf.sum(tf.square(g[k])))));
-    const scale = tf.minimum(1, tf.div(c, tf.add(norm, 1e-6)));
-    return { W_enc: tf.mul(g.W_enc, scale), b_enc: tf.mul(g.b_enc, scale), W_dec: tf.mul(g.W_dec, scale), b_dec: tf.mul(g.b_dec, scale) } as unknown as tf.TensorContainerObject;
-  }) as unknown as SaeTensors;
+    return tf.minimum(1, tf.div(c, tf.add(norm, 1e-6))) as tf.Scalar;
+  });
 }
 
 /**
@@ -55,21 +54,19 @@ export function trainStep(s: SaeTrainState, xBD: tf.Tensor2D, h: StepHyper): { n
     grads.W_dec.dispose();
     grads = { ...grads, W_dec };
   }
-  if (h.clipNorm > 0) {
-    const clipped = clipGlobalNorm(grads, h.clipNorm);
-    disposeTensors(grads);
-    grads = clipped;
-  }
+  // Clipping scales the gradient inside Adam's update (no second copy of the gradients).
+  const scale = h.clipNorm > 0 ? clipScale(grads, h.clipNorm) : undefined;
   const t = s.step + 1;
   const next = { params: {} as SaeTensors, m: {} as SaeTensors, v: {} as SaeTensors, step: t };
   for (const k of KEYS) {
-    // One parameter at a time keeps the peak memory at one parameter's temporaries.
-    const u = adamUpdate(s.params[k], grads[k], s.m[k], s.v[k], t, h);
+    // One parameter at a time, its gradient freed at once: the peak holds one parameter's temporaries.
+    const u = adamUpdate(s.params[k], grads[k], s.m[k], s.v[k], t, h, scale);
+    grads[k].dispose();
     (next.params as unknown as Record<string, tf.Tensor>)[k] = u.p;
     (next.m as unknown as Record<string, tf.Tensor>)[k] = u.m;
     (next.v as unknown as Record<string, tf.Tensor>)[k] = u.v;
   }
-  disposeTensors(grads);
+  scale?.dispose();
   if (h.decoder === 'unit_norm') {
     const W = next.params.W_dec;
     next.params.W_dec = normalizeRows(W);

@@ -1,25 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readManifest, type Manifest } from '../activations/manifest.js';
+import { readManifest } from '../activations/manifest.js';
 import { ShuffleStream } from '../activations/shuffle.js';
-import { formatBytes, saeTrainBytes, WASM_SAFE_BYTES } from '../backend/memory.js';
-import { currentBackend, type BackendInfo } from '../backend/picker.js';
+import { formatBytes } from '../backend/memory.js';
+import { currentBackend } from '../backend/picker.js';
 import { createProgress } from '../cli/progress.js';
 import { info } from '../cli/log.js';
 import { UserError } from '../io/errors.js';
-import { expandRuns, type Run } from '../recipe/expand.js';
-import { geometricMedian, initWeights, meanRows } from '../sae/init.js';
+import { expandRuns } from '../recipe/expand.js';
 import { manifestSha256, runCfg, type TrainConfig } from './config.js';
-import { newFeatureStats } from './features.js';
 import { appendMetrics, truncateMetrics } from './metrics.js';
-import { expectedNormScale, scaleInPlace } from './normalize.js';
-import { planRunDir } from './run-dir.js';
+import { groupRuns, stepOf, type Todo } from './passes.js';
+import { scaleInPlace } from './normalize.js';
+import { clearRunDir, planRunDir } from './run-dir.js';
 import { SaeRun, type StepReport } from './sae-run.js';
 import { totalSteps } from './schedule.js';
-
-/** Rows of the stream's first window used to estimate the activation scale and b_dec. */
-export const INIT_SAMPLE_ROWS = 8192;
+import { startRun, type HookInit } from './start.js';
 
 export interface TrainOptions {
   fresh: boolean;
@@ -48,7 +44,7 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
     if (!manifest.hooks.includes(r.hook)) throw new UserError(`train.hook: the cache ${t.cache} has no hook "${r.hook}" (it has: ${manifest.hooks.join(', ')}). Set train.hook to one of these, or harvest that hook.`);
   const backend = currentBackend();
   const summary: TrainSummary = { trained: [], reused: [] };
-  const todo: { run: Run; plan: ReturnType<typeof planRunDir> }[] = [];
+  const todo: Todo[] = [];
   for (const run of runs) {
     const wanted = runCfg({ run, train: t, manifest, manifestSha, backend, activationScale: NaN });
     const plan = planRunDir(join(t.out, run.name), wanted, opts, t.cache);
@@ -58,28 +54,27 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
     } else todo.push({ run, plan });
   }
   if (todo.length === 0) return summary;
-  checkMemory(todo.map((x) => x.run), manifest.d_in, t.batch_size, backend);
+  // Every check passes before anything is deleted.
+  const groups = groupRuns(todo, manifest.d_in, t.batch_size, backend);
+  for (const x of todo) if (x.plan.kind === 'new') clearRunDir(x.plan);
   if (t.tokens > manifest.tokens)
     info(`the cache holds ${manifest.tokens.toLocaleString('en-US')} tokens and train.tokens is ${t.tokens.toLocaleString('en-US')}: the stream loops over the cache ${(t.tokens / manifest.tokens).toFixed(1)} times (epochs), reshuffled each time.`);
-  // Runs resume from their own step; those at the same step share one pass over the data.
-  const groups = new Map<number, typeof todo>();
-  for (const x of todo) {
-    const step = x.plan.kind === 'resume' ? x.plan.state.step : 0;
-    groups.set(step, [...(groups.get(step) ?? []), x]);
-  }
-  for (const step of [...groups.keys()].sort((a, b) => a - b)) {
-    const group = groups.get(step)!;
+  for (const group of groups) {
+    const step = stepOf(group[0]);
     const resumed = group.flatMap((x) => (x.plan.kind === 'resume' ? [x.plan.state] : []));
     if (resumed.some((s) => JSON.stringify(s.stream) !== JSON.stringify(resumed[0].stream)))
       throw new UserError(`${t.out}: runs saved at step ${step} disagree on the data stream's position; their trainer_state/ folders come from different runs. Train with --fresh.`);
-    const stream = new ShuffleStream(t.cache, [...new Set(group.map((x) => x.run.hook))], { bufferRows: t.shuffle_buffer_tokens, seed: t.data_seed }, resumed[0]?.stream);
+    const hooks = [...new Set(group.map((x) => x.run.hook))];
+    const stream = new ShuffleStream(t.cache, hooks, { bufferRows: t.shuffle_buffer_tokens, seed: t.data_seed }, resumed[0]?.stream);
+    info(`training ${group.length} run(s) on ${hooks.length} hook(s) from ${t.cache}; the shuffle buffer and one shard hold about ${formatBytes(stream.hostBytes())} of host memory (train.shuffle_buffer_tokens sets it).`);
+    const inits = new Map<string, HookInit>();
     const saeRuns = group.map((x) => {
       if (x.plan.kind === 'resume') {
         info(`${x.run.name}: resuming at step ${x.plan.state.step} (${x.plan.state.tokensSeen.toLocaleString('en-US')} tokens) from ${join(x.plan.dir, 'trainer_state')}.`);
         truncateMetrics(x.plan.dir, x.plan.state.step);
         return SaeRun.resume(x.plan.dir, x.plan.state, x.plan.state.cfg);
       }
-      return startRun(x.run, x.plan.dir, t, manifest, manifestSha, backend, stream);
+      return startRun(x.run, x.plan.dir, t, manifest, manifestSha, backend, stream, inits);
     });
     try {
       await trainGroup(saeRuns, stream, step, t, opts);
@@ -94,27 +89,6 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
     }
   }
   return summary;
-}
-
-/** Refuses, on wasm, runs whose tensors would pass the heap size where tfjs-wasm silently corrupts memory. */
-export function checkMemory(runs: Run[], dIn: number, batch: number, backend: BackendInfo): void {
-  const total = runs.reduce((a, r) => a + saeTrainBytes(dIn, r.d_sae, batch), 0);
-  if (backend.name === 'wasm' && total > WASM_SAFE_BYTES)
-    throw new UserError(`training ${runs.length} SAE(s) at once (d_in ${dIn}, d_sae ${[...new Set(runs.map((r) => r.d_sae))].join('/')}, batch ${batch}) needs about ${formatBytes(total)} of tensor memory, more than the ${formatBytes(WASM_SAFE_BYTES)} the wasm backend can hold safely. Lower train.batch_size, or train fewer runs at once (split the sweep into several recipes with different train.out), or use the tensorflow backend.`);
-}
-
-/** Builds a new run: activation scale and b_dec from the start of the stream (the same for every run of a hook), seeded weights. */
-function startRun(run: Run, dir: string, t: TrainConfig, manifest: Manifest, manifestSha: string, backend: BackendInfo, stream: ShuffleStream): SaeRun {
-  const d = manifest.d_in;
-  const sample = stream.peek(INIT_SAMPLE_ROWS)[run.hook];
-  const n = sample.length / d;
-  const scale = t.normalize_activations === 'expected_norm' ? expectedNormScale(sample, n, d) : 1;
-  scaleInPlace(sample, scale);
-  const bDec = t.b_dec_init === 'geometric_median' ? geometricMedian(sample, n, d) : t.b_dec_init === 'mean' ? meanRows(sample, n, d) : new Float32Array(d);
-  const cfg = runCfg({ run, train: t, manifest, manifestSha, backend, activationScale: scale });
-  mkdirSync(dir, { recursive: true });
-  truncateMetrics(dir, 0);
-  return SaeRun.start(dir, cfg, initWeights(d, run.d_sae, run.seed, bDec, t.decoder === 'unit_norm' ? 1 : 0.1), newFeatureStats(run.d_sae));
 }
 
 /** The step loop: one batch from the stream to every run, metrics, checkpoints, progress. */
