@@ -9,6 +9,7 @@
  *   - a greedy continuation of a prompt, to show what the model is like.
  * Writes <model>/eval.json and <model>/README.md (scripts/model-card.ts).
  *   npm run eval:model [-- --model models/gpt2-sotu --work .model-work] [--limit N: first N held-out windows only]
+ *   npm run eval:model -- --card-only      re-render README.md from eval.json, measuring nothing
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,12 +30,21 @@ import { splitWindows } from './sotu-windows.js';
 const PROMPT = 'The state of the Union is';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ args: process.argv.slice(2).filter((a) => a !== '--'), options: { model: { type: 'string' }, work: { type: 'string' }, limit: { type: 'string' } } });
+  const { values } = parseArgs({ args: process.argv.slice(2).filter((a) => a !== '--'), options: { model: { type: 'string' }, work: { type: 'string' }, limit: { type: 'string' }, 'card-only': { type: 'boolean' } } });
   const dir = values.model ?? 'models/gpt2-sotu';
   const work = values.work ?? '.model-work';
   const trainingFile = join(dir, 'training.json');
   if (!existsSync(trainingFile)) throw new UserError(`${trainingFile}: not found; train the model first (npm run train:model).`);
   const training: TrainingRecord = JSON.parse(readFileSync(trainingFile, 'utf8'));
+  const curve = () => readFileSync(join(dir, 'loss_curve.csv'), 'utf8');
+  if (values['card-only']) {
+    // Re-render README.md from the measurements already in eval.json (after a change to scripts/model-card.ts).
+    const evalFile = join(dir, 'eval.json');
+    if (!existsSync(evalFile)) throw new UserError(`${evalFile}: not found; run npm run eval:model without --card-only first.`);
+    writeFileAtomic(join(dir, 'README.md'), renderModelCard(training, JSON.parse(readFileSync(evalFile, 'utf8')), curve()));
+    console.log(`Wrote ${join(dir, 'README.md')} from ${evalFile}.`);
+    return;
+  }
   const backend = await initBackend('wasm');
   const t0 = performance.now();
 
@@ -85,8 +95,7 @@ async function main(): Promise<void> {
     eval_wall_time_s: Math.round((performance.now() - t0) / 1000),
   };
   writeJsonAtomic(join(dir, 'eval.json'), record);
-  const curve = readFileSync(join(dir, 'loss_curve.csv'), 'utf8');
-  writeFileAtomic(join(dir, 'README.md'), renderModelCard(training, record, curve));
+  writeFileAtomic(join(dir, 'README.md'), renderModelCard(training, record, curve()));
   console.log(`held-out CE ${heldoutCe.toFixed(4)} nats over ${record.heldout.predicted_tokens} tokens; test slice ${sliceCe.toFixed(4)}` +
     (sliceCeF32 === null ? '' : ` (float32 weights: ${sliceCeF32.toFixed(4)})`) + `; unigram baseline ${record.baselines.unigram_train_split.toFixed(3)}. ` +
     `Wrote ${join(dir, 'eval.json')} and ${join(dir, 'README.md')}.`);

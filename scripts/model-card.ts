@@ -91,7 +91,7 @@ ending in 5 are held out (${e.heldout.addresses} addresses); the model trained o
 | loss | next-token cross-entropy over all 50,257 tokens (softmax gradient fused, \`src/model/train-lm.ts\`) |
 | final training loss | ${f(t.final_train_loss)} nats (${t.final_train_loss_steps}) |
 | machine | ${t.machine.cpu}, ${t.machine.cores} cores shared with other work, one core used; Node ${t.machine.node}; tfjs ${t.machine.backend} |
-| wall time | ${min(t.wall_time_s)} (${int(t.tokens_per_s)} tokens/s) |
+| wall time | ${min(t.wall_time_s)} of training loop, monitor and checkpoints included (${int(t.tokens_per_s)} tokens/s) |
 
 Loss curve (every row of \`loss_curve.csv\`, which has one row per 10 steps, where the held-out monitor was measured;
 the monitor is ${s.monitor_windows} windows spread over the held-out split, used for nothing but this table):

@@ -155,7 +155,8 @@ async function main(): Promise<void> {
   if (step === 0 && curve.length === 0) curve.push({ step: 0, tokens: 0, train_loss: null, heldout_ce: await monitorCe(model, heldout, monitor), lr: 0, elapsed_s: 0 });
   if (step >= hyper.totalSteps) console.log(`already trained (${step} steps); writing the outputs again from the saved state`);
   const progress = createProgress('train-model', hyper.totalSteps * stepTokens, 'tok', step * stepTokens);
-  let sessionStart = performance.now(), elapsedAtStart = elapsed, lastSave = performance.now();
+  const sessionStart = performance.now(), elapsedAtStart = elapsed;
+  let lastSave = performance.now();
   let lossSum = 0, lossN = 0;
   while (step < hyper.totalSteps && !stop) {
     const tok = batchTensor(train, batchWindows(step, s.batch, train.n, s.seed));
