@@ -85,7 +85,7 @@ def main():
                 cpu.append(time.process_time() - c0)
         return sorted(wall)[len(wall) // 2], sorted(cpu)[len(cpu) // 2]
 
-    blas = 'OpenBLAS' if 'openblas' in torch.__config__.show().lower() else 'BLAS: see torch.__config__.show()'
+    blas = next((p.strip() for p in torch.__config__.show().split(',') if 'BLAS_INFO' in p), 'BLAS_INFO unknown')
     print(f'PyTorch {torch.__version__} CPU ({blas}); d_in {D}, d_sae {F}, batch {B}; median of {steps} steps after {warmup} warm-up')
     torch.set_num_threads(1)
     w = torch.randn(D, F)
