@@ -4,6 +4,8 @@ import { planCommand } from './plan.js';
 import { synthStage } from './synth.js';
 import { harvestStage } from './harvest.js';
 import { trainStage } from './train.js';
+import { finetuneStage } from './finetune.js';
+import { evalStage } from './eval.js';
 import { consistencyStage } from './consistency.js';
 import { reportStage } from './report.js';
 
@@ -11,7 +13,7 @@ import { reportStage } from './report.js';
  * The pipeline's stages in run order. `sae-train recipe.yaml` runs every one
  * whose section the recipe has. Each stage lives in its own file.
  */
-export const STAGES: Stage[] = [synthStage, harvestStage, trainStage, consistencyStage, reportStage];
+export const STAGES: Stage[] = [synthStage, harvestStage, trainStage, finetuneStage, evalStage, consistencyStage, reportStage];
 
 /** Commands that are not stages. */
 export const EXTRA_COMMANDS: CommandModule<object, never>[] = [planCommand as CommandModule<object, never>];

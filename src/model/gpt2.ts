@@ -36,7 +36,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core registers op gradients only on request; (f) needs them.
-import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import '../backend/gradients.js';
 import { gatherRows } from '../backend/gather.js';
 import { batchMatMul, matMul } from '../backend/matmul.js';
 import { UserError } from '../io/errors.js';

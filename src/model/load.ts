@@ -101,10 +101,13 @@ export function readGpt2Folder(dir: string): { config: Gpt2Config; weights: Gpt2
   return { config, weights: readGpt2Weights(dir, config) };
 }
 
-/** Writes a model in Hugging Face layout (config.json + model.safetensors), atomically. */
-export function writeGpt2Folder(dir: string, config: Gpt2Config, weights: Gpt2Weights): void {
-  const tensors: Record<string, HostTensor> = {};
-  for (const [name, t] of Object.entries(weights)) tensors[name] = t;
+/**
+ * Writes a model in Hugging Face layout (config.json + model.safetensors), atomically; `dtype` F16 stores the
+ * weights as float16 (half the size; read back as float32).
+ */
+export function writeGpt2Folder(dir: string, config: Gpt2Config, weights: Gpt2Weights, opts: { dtype?: 'F32' | 'F16' } = {}): void {
+  const tensors: Record<string, HostTensor & { dtype?: 'F32' | 'F16' }> = {};
+  for (const [name, t] of Object.entries(weights)) tensors[name] = { ...t, dtype: opts.dtype ?? 'F32' };
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   writeJsonAtomic(join(dir, 'config.json'), configJson(config));
 }

@@ -72,8 +72,12 @@ export const TrainSchema = z.strictObject({
 });
 
 export const FINETUNE_METHODS = ['scale', 'feature_scale', 'decoder', 'decoder_kl'] as const;
+const finetuneMethod = () => z.enum(FINETUNE_METHODS, { error: `not a finetune method: the valid ones are ${FINETUNE_METHODS.join(', ')}` });
 export const FinetuneSchema = z.strictObject({
-  method: sweep(z.enum(FINETUNE_METHODS)),
+  /** A method or a list of them (a sweep: one finetune per method). */
+  method: z.union([finetuneMethod(), z.array(finetuneMethod()).min(1)], {
+    error: `not a finetune method or list of them: the valid ones are ${FINETUNE_METHODS.join(', ')}`,
+  }),
   tokens: posInt().default(200_000),
   /** Default: train.cache. */
   cache: z.string().optional(),
@@ -83,6 +87,26 @@ export const FinetuneSchema = z.strictObject({
   batch_size: posInt().default(1024),
   /** Ridge added to the normal equations of feature_scale, relative to their mean diagonal. */
   ridge: z.number().nonnegative().default(1e-6),
+  /** feature_scale: closed form (Cholesky) up to d_sae 8192 under auto, else Adam. */
+  feature_scale_solver: z.enum(['auto', 'cholesky', 'adam']).default('auto'),
+  /** lr of feature_scale's Adam path (the scales are dimensionless, near 1). */
+  scale_lr: z.number().positive().default(1e-2),
+  /** The cache's last rows, never fitted on: the before/after table is measured there. */
+  heldout_tokens: posInt().default(20_000),
+  /** How often a decoder finetune saves its resume state. */
+  checkpoint_every_tokens: posInt().default(100_000),
+  /** decoder / decoder_kl: linear lr warm-up and decay (to 0 at the end), as in train. */
+  lr_warmup_tokens: z.number().int().nonnegative().default(0),
+  lr_decay_tokens: z.number().int().nonnegative().default(0),
+  /** decoder: rows in the shuffle buffer, and the data order's seed. */
+  shuffle_buffer_tokens: posInt().default(131_072),
+  seed: z.number().int().default(0),
+  /** decoder_kl: text to fit on (default harvest.corpus; never eval.corpus) and its window length (default: the cache's context_size). */
+  corpus: paths().optional(),
+  context_size: posInt().optional(),
+  /** decoder_kl: windows per step, and windows held out (the first ones) to measure KL before/after. */
+  kl_batch_size: posInt().default(2),
+  kl_heldout_windows: posInt().default(32),
 });
 
 export const EvalSchema = z.strictObject({
@@ -93,7 +117,10 @@ export const EvalSchema = z.strictObject({
   batch_size: posInt().default(8),
   /** Default: every run (and finetune) under train.out. */
   checkpoints: z.array(z.string()).default([]),
-  /** Sets of checkpoints spliced in together (one per hook); default: all evaluated runs of the first d_sae and seed. */
+  /**
+   * Sets of checkpoints (run names or folders) spliced in together, one per hook. Default: one set per group
+   * of evaluated runs that differ only in their hook (same d_sae, seed, l1, lr, finetune), spanning ≥ 2 hooks.
+   */
   splice_all: z.array(z.array(z.string())).default([]),
   topk: z.array(posInt()).default([1, 4, 16, 64]),
   drop_lowest: z.array(posInt()).default([1, 4, 16]),
