@@ -1,6 +1,5 @@
-// tfjs-core's node bundle registers no gradients (the full @tensorflow/tfjs package does);
-// vite-node resolves this ESM side-effect module, which fills the shared gradient registry.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+// tfjs-core registers its op gradients only on request.
+import '../src/backend/gradients.js';
 import * as tf from '@tensorflow/tfjs-core';
 import type { SaeTensors } from '../src/sae/forward.js';
 import { saeLoss, type DecoderMode } from '../src/sae/loss.js';

@@ -13,6 +13,7 @@ apt-get when missing (never a project dependency), then reruns itself under
 Usage: python3 bench/torch_sae.py [--steps 7] [--warmup 2]
 """
 import os
+import re
 import subprocess
 import sys
 import time
@@ -85,7 +86,8 @@ def main():
                 cpu.append(time.process_time() - c0)
         return sorted(wall)[len(wall) // 2], sorted(cpu)[len(cpu) // 2]
 
-    blas = 'OpenBLAS' if 'openblas' in torch.__config__.show().lower() else 'BLAS: see torch.__config__.show()'
+    m = re.search(r'BLAS_INFO=(\w+)', torch.__config__.show())
+    blas = f'BLAS_INFO={m.group(1) if m else "?"}; libblas.so.3 is whichever BLAS Debian\'s alternatives select (OpenBLAS with libopenblas0-pthread)'
     print(f'PyTorch {torch.__version__} CPU ({blas}); d_in {D}, d_sae {F}, batch {B}; median of {steps} steps after {warmup} warm-up')
     torch.set_num_threads(1)
     w = torch.randn(D, F)

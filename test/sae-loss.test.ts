@@ -71,15 +71,19 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
 }
 
 describe.each(['norm_weighted_l1', 'unit_norm'] as const)('SAE loss gradients (%s) against float64 finite differences', (mode) => {
-  it.each([0, 1])('hand-written and autograd backward agree with the reference (case %i)', (seed) => {
+  it.each([0, 1])('hand-written (dense and sparse) and autograd backward agree with the reference (case %i)', (seed) => {
     const { w, x } = randomCase(seed);
     const ref = finiteDiff(w, x, mode);
     const p = toTensors(w);
     const xt = tf.tensor2d(x, [B, D]);
     const hand = saeLossAndGrads(xt, p, L1, mode);
+    const sparse = saeLossAndGrads(xt, p, L1, mode, F); // sparse path forced (any L0 ≤ d_sae)
     const auto = saeGradsAutodiff(xt, p, L1, mode);
     const stats = hand.stats.dataSync();
     expect(stats[STAT_NAMES.indexOf('loss')]).toBeCloseTo(ref.loss, 4);
+    const sparseStats = sparse.stats.dataSync();
+    STAT_NAMES.forEach((_, i) => expect(sparseStats[i]).toBeCloseTo(stats[i], 3));
+    expect(Array.from(sparse.fireCountF.dataSync())).toEqual(Array.from(hand.fireCountF.dataSync()));
     expect(auto.loss.dataSync()[0]).toBeCloseTo(ref.loss, 4);
     // The case must exercise the ReLU: some features on, some off.
     const l0 = stats[STAT_NAMES.indexOf('l0')];
@@ -88,11 +92,13 @@ describe.each(['norm_weighted_l1', 'unit_norm'] as const)('SAE loss gradients (%
     for (const k of WEIGHT_NAMES) {
       expectClose(hand.grads[k].dataSync(), ref.grads[k], 2e-4);
       expectClose(auto.grads[k].dataSync(), ref.grads[k], 2e-4);
+      expectClose(sparse.grads[k].dataSync(), ref.grads[k], 2e-4);
     }
     disposeTensors(p);
     disposeTensors(hand.grads);
     disposeTensors(auto.grads);
-    tf.dispose([xt, hand.stats, hand.fireCountF, auto.loss]);
+    disposeTensors(sparse.grads);
+    tf.dispose([xt, hand.stats, hand.fireCountF, auto.loss, sparse.stats, sparse.fireCountF]);
   });
 });
 

@@ -15,6 +15,7 @@ import { scaleInPlace } from './normalize.js';
 import { clearRunDir, planRunDir } from './run-dir.js';
 import { SaeRun, type StepReport } from './sae-run.js';
 import { totalSteps } from './schedule.js';
+import { defaultSparseMaxL0 } from './step.js';
 import { startRun, type HookInit } from './start.js';
 
 export interface TrainOptions {
@@ -24,6 +25,8 @@ export interface TrainOptions {
   afterStep?: (step: number) => void;
   /** Called with each run just before its checkpoint is written; tests read its training-space weights. */
   beforeFinish?: (run: SaeRun) => Promise<void>;
+  /** Mean L0 up to which a step takes the sparse path (default: defaultSparseMaxL0); tests force it. */
+  sparseMaxL0?: (dSae: number) => number;
 }
 
 export interface TrainSummary {
@@ -96,12 +99,14 @@ async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: numb
   const steps = totalSteps(t);
   const B = t.batch_size;
   const progress = createProgress(`train ${runs.length} run${runs.length > 1 ? 's' : ''}`, steps * B, 'tok', startStep * B);
+  const backend = currentBackend().name;
+  const sparseMaxL0 = runs.map((r) => (opts.sparseMaxL0 ?? ((d: number) => defaultSparseMaxL0(backend, d)))(r.cfg.d_sae));
   try {
     for (let step = startStep + 1; step <= steps; step++) {
       const seenBefore = (step - 1) * B;
       const batch = stream.next(B);
       checkFinite(batch, t.cache, step, runs);
-      const reports = feed(runs, batch, seenBefore, t);
+      const reports = feed(runs, batch, seenBefore, t, sparseMaxL0);
       const last = step === steps;
       if (step % t.log_every_steps === 0 || last || step === 1)
         runs.forEach((r, i) => appendMetrics(r.dir, { ...reports[i], epoch: stream.epochs }));
@@ -119,10 +124,10 @@ async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: numb
 }
 
 /** One step of every run on the batch; runs of the same hook and scale share one input tensor. */
-function feed(runs: SaeRun[], batch: Record<string, Float32Array>, seenBefore: number, t: TrainConfig): StepReport[] {
+function feed(runs: SaeRun[], batch: Record<string, Float32Array>, seenBefore: number, t: TrainConfig, sparseMaxL0: number[]): StepReport[] {
   const inputs = new Map<string, tf.Tensor2D>();
   try {
-    return runs.map((r) => {
+    return runs.map((r, i) => {
       const key = `${r.hook}\u0000${r.scale}`;
       let x = inputs.get(key);
       if (!x) {
@@ -130,7 +135,7 @@ function feed(runs: SaeRun[], batch: Record<string, Float32Array>, seenBefore: n
         x = tf.tensor2d(scaleInPlace(raw.slice(), r.scale), [t.batch_size, raw.length / t.batch_size]);
         inputs.set(key, x);
       }
-      return r.trainOn(x, seenBefore, t);
+      return r.trainOn(x, seenBefore, t, sparseMaxL0[i]);
     });
   } finally {
     tf.dispose([...inputs.values()]);
