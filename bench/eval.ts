@@ -9,6 +9,7 @@
  * Run: npm run bench:eval   (BATCH, REPS, D_SAE env vars; results go to BENCHMARKS.md "## Eval" by hand).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { gaussianArray } from '../src/io/rng.js';
 import seedrandom from 'seedrandom';
 import { initBackend } from '../src/backend/picker.js';
 import { evaluateSaes } from '../src/eval/engine.js';
@@ -24,23 +25,13 @@ const T = 128, B = Number(process.env.BATCH ?? 8), REPS = Number(process.env.REP
 const D = 768, D_SAE = Number(process.env.D_SAE ?? 6144);
 const TOKENS = B * T;
 
-function gaussian(rng: () => number, n: number, std: number): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = Math.max(rng(), 1e-12), v = rng();
-    const r = std * Math.sqrt(-2 * Math.log(u));
-    a[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < n) a[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
-  return a;
-}
 
 function randomSae(seed: number): SaeWeights {
   const rng = seedrandom(`bench-eval-${seed}`);
   return {
     dIn: D, dSae: D_SAE,
-    W_enc: gaussian(rng, D * D_SAE, 1 / Math.sqrt(D)), b_enc: new Float32Array(D_SAE).fill(-0.5),
-    W_dec: gaussian(rng, D_SAE * D, 1 / Math.sqrt(D_SAE)), b_dec: new Float32Array(D),
+    W_enc: gaussianArray(rng, D * D_SAE, 1 / Math.sqrt(D)), b_enc: new Float32Array(D_SAE).fill(-0.5),
+    W_dec: gaussianArray(rng, D_SAE * D, 1 / Math.sqrt(D_SAE)), b_dec: new Float32Array(D),
   };
 }
 

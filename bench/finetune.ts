@@ -6,6 +6,7 @@
  * Run: npm run bench:finetune  (results go to BENCHMARKS.md "## Finetune" by hand).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { gaussianArray } from '../src/io/rng.js';
 import seedrandom from 'seedrandom';
 import { initBackend } from '../src/backend/picker.js';
 import { toTensors, disposeTensors } from '../src/sae/forward.js';
@@ -25,24 +26,14 @@ import { disposeParams, randomGpt2Weights, toParams } from '../src/model/weights
 const D_IN = 768, D_SAE = Number(process.env.D_SAE ?? 4096), BATCH = 1024;
 const REPS = Number(process.env.REPS ?? 5);
 
-function gaussian(rng: () => number, n: number, std: number): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = Math.max(rng(), 1e-12), v = rng();
-    const r = std * Math.sqrt(-2 * Math.log(u));
-    a[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < n) a[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
-  return a;
-}
 
 /** A random SAE whose features fire on ~1.5% of Gaussian tokens (L0 ≈ 60, like a trained SAE). */
 function randomSae(rng: () => number): SaeWeights {
   return {
     dIn: D_IN, dSae: D_SAE,
-    W_enc: gaussian(rng, D_IN * D_SAE, 1 / Math.sqrt(D_IN)),
+    W_enc: gaussianArray(rng, D_IN * D_SAE, 1 / Math.sqrt(D_IN)),
     b_enc: new Float32Array(D_SAE).fill(-2.17),
-    W_dec: gaussian(rng, D_SAE * D_IN, 1 / Math.sqrt(D_IN)),
+    W_dec: gaussianArray(rng, D_SAE * D_IN, 1 / Math.sqrt(D_IN)),
     b_dec: new Float32Array(D_IN),
   };
 }
@@ -72,7 +63,7 @@ async function main(): Promise<void> {
   const rng = seedrandom('bench');
   const w = randomSae(rng);
   const p = toTensors(w);
-  const xHost = gaussian(rng, BATCH * D_IN, 1);
+  const xHost = gaussianArray(rng, BATCH * D_IN, 1);
   const x = tf.tensor2d(xHost, [BATCH, D_IN]);
 
   const results: Record<string, number> = {};

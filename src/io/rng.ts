@@ -28,3 +28,15 @@ export function gaussian(rng: Rng): number {
 export function randInt(rng: Rng, n: number): number {
   return Math.floor(rng() * n);
 }
+
+/** n normal draws with standard deviation `std` (Box–Muller, both outputs of each pair used). */
+export function gaussianArray(rng: () => number, n: number, std: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = Math.max(rng(), 1e-12), v = rng();
+    const r = std * Math.sqrt(-2 * Math.log(u));
+    a[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) a[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return a;
+}
