@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import seedrandom from 'seedrandom';
 import { initBackend } from '../src/backend/picker.js';
 import { formatBytes } from '../src/backend/memory.js';
-import { CosineEngine, blockRowsFor, compareBytes, mean, normalizeRows } from '../src/eval/cosine.js';
-import { DEFAULT_MATCH, matchDictionaries, matchedFraction } from '../src/eval/consistency.js';
+import { CosineEngine, blockRowsFor, compareBytes, mean, normalizeRows } from '../src/consistency/cosine.js';
+import { DEFAULT_MATCH, matchDictionaries, matchedFraction } from '../src/consistency/consistency.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);

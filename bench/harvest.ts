@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { harvestSpec, runHarvest } from '../src/activations/harvest.js';
 import { initBackend } from '../src/backend/picker.js';
-import { setQuiet } from '../src/cli/log.js';
+import { setQuiet } from '../src/ui/log.js';
 import { parseGpt2Config } from '../src/model/config.js';
 import { gpt2Forward } from '../src/model/gpt2.js';
 import { randomGpt2Weights, toParams } from '../src/model/weights.js';

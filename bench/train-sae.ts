@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { initBackend } from '../src/backend/picker.js';
 import { formatBytes, saeSweepTrainBytes, saeTrainBytes } from '../src/backend/memory.js';
 import { writeSynthCache } from '../src/activations/synth.js';
-import { setQuiet } from '../src/cli/log.js';
+import { setQuiet } from '../src/ui/log.js';
 import { gaussian, makeRng } from '../src/io/rng.js';
 import { SynthSchema, TrainSchema } from '../src/recipe/schema.js';
 import { disposeTensors, toTensors } from '../src/sae/forward.js';

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend/picker.js';
-import { createProgress } from '../src/cli/progress.js';
+import { createProgress } from '../src/ui/progress.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { UserError } from '../src/io/errors.js';
 import { generate } from '../src/model/generate.js';

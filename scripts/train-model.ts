@@ -17,7 +17,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend/picker.js';
-import { createProgress } from '../src/cli/progress.js';
+import { createProgress } from '../src/ui/progress.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { UserError } from '../src/io/errors.js';
 import { parseGpt2Config } from '../src/model/config.js';

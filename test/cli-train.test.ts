@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
-import { setQuiet } from '../src/cli/log.js';
+import { setQuiet } from '../src/ui/log.js';
 import { useTestBackend } from './helpers/backend.js';
 import { tmpDir } from './helpers/tmp.js';
 import { synthCache } from './helpers/synth.js';

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { setQuiet } from '../src/cli/log.js';
+import { setQuiet } from '../src/ui/log.js';
 import { main } from '../src/cli/main.js';
 import { readArrowTable } from '../src/io/arrow.js';
 import { writeSafetensors } from '../src/io/safetensors.js';

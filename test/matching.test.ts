@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import seedrandom from 'seedrandom';
-import { buildGraph, hungarian, lowerBoundWithFloors, SparseMatcher } from '../src/eval/matching.js';
+import { buildGraph, hungarian, lowerBoundWithFloors, SparseMatcher } from '../src/consistency/matching.js';
 import { python } from './helpers/python.js';
 import { tmpDir } from './helpers/tmp.js';
 

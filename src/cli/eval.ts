@@ -20,8 +20,8 @@ import { mean } from '../eval/stats.js';
 import type { AllAtOnce, RunMetrics } from '../eval/types.js';
 import { checkBatchMemory, loadEvalWindows, saeParamBytes } from '../eval/windows.js';
 import { describeRun, describeSet, SAMPLES_FILE, writeOverall } from '../eval/write_all.js';
-import { createProgress, type Progress } from './progress.js';
-import { info, warn } from './log.js';
+import { createProgress, type Progress } from '../ui/progress.js';
+import { info, warn } from '../ui/log.js';
 import { requireSection, type Stage, type StageOptions } from './stage.js';
 
 /**

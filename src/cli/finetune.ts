@@ -14,7 +14,7 @@ import { tableMarkdown } from '../finetune/table.js';
 import { loadGpt2, type LoadedGpt2 } from '../model/load.js';
 import { disposeParams } from '../model/weights.js';
 import { requireSection, type Stage, type StageOptions } from './stage.js';
-import { info, warn } from './log.js';
+import { info, warn } from '../ui/log.js';
 
 /** The trained runs to finetune: finetune.checkpoints, or every finished run under train.out (finetunes excluded). */
 export function parentDirs(recipe: Recipe): string[] {

@@ -8,8 +8,8 @@ import { loadGpt2 } from '../model/load.js';
 import { processingLabel } from '../model/processing.js';
 import { disposeParams } from '../model/weights.js';
 import type { Recipe } from '../recipe/load.js';
-import { info, warn } from './log.js';
-import { createProgress } from './progress.js';
+import { info, warn } from '../ui/log.js';
+import { createProgress } from '../ui/progress.js';
 import { requireSection, type Stage, type StageOptions } from './stage.js';
 
 /** `sae-train harvest recipe.yaml`: the recipe's harvest: section → an activation cache in harvest.out. */

@@ -2,8 +2,8 @@ import yargs from 'yargs';
 import { UserError } from '../io/errors.js';
 import { loadRecipe } from '../recipe/load.js';
 import { EXTRA_COMMANDS, STAGES } from './commands.js';
-import { setupBackend, stageCommand, withStageFlags, type StageOptions } from './stage.js';
-import { info } from './log.js';
+import { setupBackend, stageCommand, stageOptions, withStageFlags, type StageArgs, type StageOptions } from './stage.js';
+import { info } from '../ui/log.js';
 
 const EPILOG = `Examples:
   sae-train recipes/quickstart.yaml        run every stage the recipe has, in order
@@ -23,9 +23,9 @@ export async function main(argv: string[]): Promise<number> {
       describe: 'run every stage whose section the recipe has: synth, harvest, train, finetune, eval, consistency, report',
       builder: (y) => withStageFlags(y) as never,
       handler: async (argv) => {
-        const a = argv as unknown as { recipe: string; backend?: StageOptions['backend']; overwrite: boolean; fresh: boolean };
+        const a = argv as unknown as StageArgs;
         const recipe = loadRecipe(a.recipe);
-        const opts: StageOptions = { overwrite: a.overwrite, fresh: a.fresh, backend: a.backend };
+        const opts: StageOptions = stageOptions(a);
         const stages = STAGES.filter((s) => recipe[s.name]);
         if (stages.length === 0) throw new UserError(`${recipe.path}: has no stage sections (${STAGES.map((s) => s.name).join(', ')}).`);
         if (stages.some((s) => s.tensors)) await setupBackend(recipe, opts);

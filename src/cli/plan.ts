@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadRecipe } from '../recipe/load.js';
 import { expandRuns } from '../recipe/expand.js';
 import { requireSection } from './stage.js';
-import { info } from './log.js';
+import { info } from '../ui/log.js';
 
 /** `sae-train plan recipe.yaml`: the expanded runs, shapes, parameter counts and memory, without training. */
 export const planCommand: CommandModule<object, { recipe: string }> = {

@@ -5,8 +5,8 @@ import { reportHtml } from '../report/html.js';
 import { loadReportInputs } from '../report/inputs.js';
 import { buildSections } from '../report/sections.js';
 import { reportMarkdown } from '../report/summary.js';
-import { packageVersion } from './consistency.js';
-import { info } from './log.js';
+import { packageVersion } from '../consistency/run.js';
+import { info } from '../ui/log.js';
 import { requireSection, type Stage } from './stage.js';
 
 /** The Markdown summary's path: report.out with its extension replaced by .md. */

@@ -1,27 +1,23 @@
 import type { Argv, CommandModule } from 'yargs';
 import { initBackend, type BackendChoice, type BackendInfo } from '../backend/picker.js';
-import { UserError } from '../io/errors.js';
 import { loadRecipe, type Recipe } from '../recipe/load.js';
-import { info } from './log.js';
+import { requireSection, type StageName, type StageOptions } from '../recipe/section.js';
+import { UserError } from '../io/errors.js';
+import { parsePart } from '../parallel/split.js';
+import { info } from '../ui/log.js';
 
-/** Flags every stage command takes. */
-export interface StageOptions {
-  /** Replace an output folder that holds a different run. */
-  overwrite: boolean;
-  /** Ignore finished work and start the stage over. */
-  fresh: boolean;
-  /** Overrides the recipe's backend. */
-  backend?: BackendChoice;
-}
+export { requireSection, type StageOptions };
 
 /** A pipeline stage: a function of (recipe section, inputs on disk) → outputs on disk. */
 export interface Stage {
   /** Recipe section (and subcommand) name. */
-  name: 'synth' | 'harvest' | 'train' | 'finetune' | 'eval' | 'consistency' | 'report';
+  name: StageName;
   describe: string;
   /** Whether the stage needs a tensor backend. */
   tensors: boolean;
   run(recipe: Recipe, opts: StageOptions): Promise<void>;
+  /** Whether it honours `--part i/n` (StageOptions.part): only then may workers or Slurm split it. */
+  parts?: boolean;
   /** Its own yargs command, for a stage that takes more than `<recipe>` (default: stageCommand). */
   command?: CommandModule<object, never>;
 }
@@ -31,7 +27,24 @@ export function withStageFlags<T>(y: Argv<T>) {
     .positional('recipe', { type: 'string', demandOption: true, describe: 'recipe YAML file (see recipes/README.md)' })
     .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'] as const, describe: 'tensor backend; overrides the recipe\'s backend:' })
     .option('overwrite', { type: 'boolean', default: false, describe: 'replace output folders that hold a different run' })
-    .option('fresh', { type: 'boolean', default: false, describe: 'start over instead of reusing or resuming finished work' });
+    .option('fresh', { type: 'boolean', default: false, describe: 'start over instead of reusing or resuming finished work' })
+    .option('part', { type: 'string', describe: 'do only part i of n (0-based, e.g. 1/4) of the stage\'s independent work; what workers and Slurm array tasks run' });
+}
+
+/** Raw stage flags as yargs parses them. */
+export interface StageArgs {
+  recipe: string;
+  backend?: BackendChoice;
+  overwrite: boolean;
+  fresh: boolean;
+  part?: string;
+}
+
+/** Frozen StageOptions from the flags; `--part` only for a stage that can be split. */
+export function stageOptions(a: StageArgs, stage?: Stage): StageOptions {
+  if (a.part !== undefined && !stage?.parts)
+    throw new UserError(`--part: ${stage ? `the ${stage.name} stage cannot be split into parts` : 'give one stage (e.g. sae-train train recipe.yaml --part 0/2)'}; run it without --part.`);
+  return Object.freeze({ overwrite: a.overwrite, fresh: a.fresh, backend: a.backend, part: a.part === undefined ? undefined : parsePart(a.part) });
 }
 
 export async function setupBackend(recipe: Recipe, opts: StageOptions): Promise<BackendInfo> {
@@ -40,14 +53,8 @@ export async function setupBackend(recipe: Recipe, opts: StageOptions): Promise<
   return b;
 }
 
-export function requireSection<K extends Stage['name']>(recipe: Recipe, name: K): NonNullable<Recipe[K]> {
-  const s = recipe[name];
-  if (!s) throw new UserError(`${recipe.path}: has no ${name}: section. Add one (see recipes/README.md) or run another stage.`);
-  return s as NonNullable<Recipe[K]>;
-}
-
 /** The yargs command `sae-train <stage> <recipe>` for a stage. */
-export function stageCommand(stage: Stage): CommandModule<object, { recipe: string; backend?: BackendChoice; overwrite: boolean; fresh: boolean }> {
+export function stageCommand(stage: Stage): CommandModule<object, StageArgs> {
   return {
     command: `${stage.name} <recipe>`,
     describe: stage.describe,
@@ -55,7 +62,7 @@ export function stageCommand(stage: Stage): CommandModule<object, { recipe: stri
     handler: async (a) => {
       const recipe = loadRecipe(a.recipe);
       requireSection(recipe, stage.name);
-      const opts = { overwrite: a.overwrite, fresh: a.fresh, backend: a.backend };
+      const opts = stageOptions(a, stage);
       if (stage.tensors) await setupBackend(recipe, opts);
       await stage.run(recipe, opts);
     },

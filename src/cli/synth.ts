@@ -3,8 +3,8 @@ import { writeSynthCache } from '../activations/synth.js';
 import { UserError } from '../io/errors.js';
 import { loadRecipe } from '../recipe/load.js';
 import { SynthSchema, type SynthConfig } from '../recipe/schema.js';
-import { info } from './log.js';
-import { createProgress } from './progress.js';
+import { info } from '../ui/log.js';
+import { createProgress } from '../ui/progress.js';
 import { requireSection, type Stage, type StageOptions } from './stage.js';
 
 /** Makes the synthetic cache of a synth: section, reporting what it did. */

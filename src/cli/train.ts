@@ -1,4 +1,4 @@
-import { info } from './log.js';
+import { info } from '../ui/log.js';
 import { requireSection, type Stage } from './stage.js';
 import { trainAll } from '../train/train.js';
 

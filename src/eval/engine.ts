@@ -2,10 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { gpt2Forward, type ForwardResult, type HookFn } from '../model/gpt2.js';
 import type { Gpt2Model } from '../model/weights.js';
 import { decode, disposeTensors, encode, toTensors, type SaeTensors } from '../sae/forward.js';
-import type { SaeWeights } from '../sae/weights.js';
 import { dropLowest, keepTopK } from './ablate.js';
 import { cleanReference, disposeRef, splicedCeKl, tokenCe, type CleanRef } from './logprobs.js';
-import { addReconBatch, emptyReconAcc, type ReconAcc } from './reconstruction.js';
+import { addReconBatch, emptyReconAcc } from './reconstruction.js';
 import { relErrorSum, sqErrAndL0, windowMeans } from './reductions.js';
 import { batchTokens, sumOf } from './batches.js';
 import { meanAblationPass } from './mean_ablation.js';
@@ -24,82 +23,8 @@ import { earliestStart, residPostsAfter, startHookFor } from './splice_points.js
  * A failure in one SAE (or set) is recorded in its `error` and the others go on.
  */
 
-export interface EngineSae {
-  name: string;
-  hook: string;
-  weights: SaeWeights;
-  /** Only splice it in its all-at-once sets (its single-SAE results exist already). */
-  onlyInSets?: boolean;
-}
-
-export interface EngineOptions {
-  /** Windows per forward. */
-  batchSize: number;
-  topk?: readonly number[];
-  dropLowest?: readonly number[];
-  /** Sets of SAE names spliced in together (one SAE per hook). */
-  sets?: readonly (readonly string[])[];
-  /** Second pass for ce_mean_ablation (default true). */
-  meanAblation?: boolean;
-  /** Relative error of later resid_post hooks (default true). */
-  propagation?: boolean;
-  /** Called after each batch with windows done per phase. */
-  onProgress?: (phase: 'splice' | 'mean-ablation', windowsDone: number, windowsTotal: number) => void;
-}
-
-export interface AblationSums {
-  k: number;
-  ceSum: number;
-  sqErr: number;
-  l0: number;
-}
-
-export interface RunAcc {
-  name: string;
-  hook: string;
-  error?: string;
-  recon: ReconAcc;
-  /** Per predicted token [windows, T−1]. */
-  ceSpliced: Float32Array;
-  kl: Float32Array;
-  /** Σ over tokens of ‖a' − a‖/‖a‖ per later resid_post. */
-  propagation: { layer: number; hook: string; sum: number }[];
-  topk: AblationSums[];
-  dropLowest: AblationSums[];
-}
-
-export interface HookAcc {
-  hook: string;
-  dIn: number;
-  ceZeroSum: number;
-  /** NaN when the mean-ablation pass was skipped. */
-  ceMeanSum: number;
-  /** Σ x per dimension over all positions, then (after pass 1) the mean. [d_in] */
-  mean: Float64Array;
-  /** Mean clean activation per window over its positions. [windows, d_in] */
-  windowMeanAct: Float32Array;
-}
-
-export interface SetAcc {
-  runs: string[];
-  hooks: string[];
-  ceSum: number;
-  klSum: number;
-  error?: string;
-}
-
-export interface EngineResult {
-  windows: number;
-  T: number;
-  /** windows · T: hook activations per SAE. */
-  positions: number;
-  /** windows · (T−1): predicted tokens. */
-  predicted: number;
-  ceClean: Float32Array;
-  hooks: Map<string, HookAcc>;
-  runs: Map<string, RunAcc>;
-  sets: SetAcc[];
-}
+export type { AblationSums, EngineOptions, EngineResult, EngineSae, HookAcc, RunAcc, SetAcc } from './engine-types.js';
+import type { AblationSums, EngineOptions, EngineResult, EngineSae, HookAcc, RunAcc, SetAcc } from './engine-types.js';
 
 /**
  * Bytes one batch of the eval pass holds at peak besides the model's parameters: the clean reference

@@ -1,5 +1,5 @@
 import type { AblationPoint, AllAtOnce, DownstreamMetrics } from './types.js';
-import type { AblationSums, EngineResult, RunAcc, SetAcc } from './engine.js';
+import type { AblationSums, EngineResult, RunAcc, SetAcc } from './engine-types.js';
 import { mean } from './stats.js';
 
 /** Engine sums → the metrics of DESIGN.md "Metrics" and types.ts. Pure. */

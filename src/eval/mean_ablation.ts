@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { gpt2Forward, type ForwardResult, type HookFn } from '../model/gpt2.js';
 import type { Gpt2Model } from '../model/weights.js';
 import { batchTokens, sumOf } from './batches.js';
-import type { EngineOptions, HookAcc } from './engine.js';
+import type { EngineOptions, HookAcc } from './engine-types.js';
 import { batchTargets, tokenCe, type Targets } from './logprobs.js';
 import { broadcastToHook } from './reductions.js';
 import { startHookFor } from './splice_points.js';

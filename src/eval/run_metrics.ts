@@ -1,4 +1,4 @@
-import type { EngineResult, RunAcc } from './engine.js';
+import type { EngineResult, RunAcc } from './engine-types.js';
 import { ceDiffDistribution } from './cediff.js';
 import { ablationPoints, downstreamMetrics, propagation } from './finish.js';
 import { interpolateModelSize, type ReferenceCe } from './model_size.js';

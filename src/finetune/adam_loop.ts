@@ -5,13 +5,13 @@ import { ShuffleStream, type StreamState } from '../activations/shuffle.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError } from '../io/errors.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { createProgress } from '../cli/progress.js';
-import { info } from '../cli/log.js';
+import { createProgress } from '../ui/progress.js';
+import { info } from '../ui/log.js';
 import { adamUpdate } from '../train/adam.js';
 import { ADAM_EPS } from '../train/config.js';
 import { lrScale, totalSteps } from '../train/schedule.js';
 import { writeFittingView } from './fit_view.js';
-import type { MethodContext } from './methods.js';
+import type { MethodContext } from './method-types.js';
 
 /**
  * Adam on one parameter tensor over a stream of batches, for finetune.tokens,

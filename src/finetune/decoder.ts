@@ -6,7 +6,7 @@ import { encode } from '../sae/forward.js';
 import { cloneWeights } from '../sae/weights.js';
 import { decoderMseGrad } from './decoder_grad.js';
 import { adamOverStream } from './adam_loop.js';
-import type { MethodContext, MethodResult } from './methods.js';
+import type { MethodContext, MethodResult } from './method-types.js';
 
 /**
  * `decoder`: retrain W_dec with MSE only, encoder frozen, Adam, for

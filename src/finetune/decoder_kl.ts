@@ -3,7 +3,7 @@ import { matMul } from '../backend/matmul.js';
 import { formatBytes, WASM_SAFE_BYTES } from '../backend/memory.js';
 import { currentBackend } from '../backend/picker.js';
 import { UserError } from '../io/errors.js';
-import { info } from '../cli/log.js';
+import { info } from '../ui/log.js';
 import { hookLayer, hookWidth } from '../model/gpt2.js';
 import { corpusWindows } from '../model/corpus.js';
 import { paramBytes } from '../model/load.js';
@@ -14,7 +14,7 @@ import { encode, type SaeTensors } from '../sae/forward.js';
 import { cloneWeights } from '../sae/weights.js';
 import { adamLoop, type BatchSource, type SourceSpec } from './adam_loop.js';
 import { cleanForward, disposeUnembed, keepFirstPosition, meanCe, meanKl, prepareUnembed, splicedLogits, type Unembed } from './kl.js';
-import type { MethodContext, MethodResult } from './methods.js';
+import type { MethodContext, MethodResult } from './method-types.js';
 
 /**
  * `decoder_kl`: retrain W_dec so that GPT-2 with the SAE spliced in at its

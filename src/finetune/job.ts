@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'nod
 import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { UserError } from '../io/errors.js';
-import { info } from '../cli/log.js';
+import { info } from '../ui/log.js';
 import { CFG_FILE, SPARSITY_FILE, readCfg, saveCheckpoint, type SaeCfg } from '../sae/checkpoint.js';
 import { toTensors, disposeTensors } from '../sae/forward.js';
 import { finishRecon, reconOfBatches, type ReconAcc } from '../eval/reconstruction.js';

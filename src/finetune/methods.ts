@@ -1,59 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { CacheReader } from '../activations/cache.js';
 import { UserError } from '../io/errors.js';
 import { encode } from '../sae/forward.js';
-import { createProgress } from '../cli/progress.js';
-import { info } from '../cli/log.js';
+import { createProgress } from '../ui/progress.js';
+import { info } from '../ui/log.js';
 import type { Recipe } from '../recipe/load.js';
 import type { FinetuneSection } from '../recipe/schema.js';
-import { FINETUNE_METHODS } from '../recipe/schema.js';
-import type { SaeCfg } from '../sae/checkpoint.js';
-import type { SaeTensors } from '../sae/forward.js';
-import type { SaeWeights } from '../sae/weights.js';
 import { fitScale, foldScale } from './scale.js';
 import { FEATURE_SCALE_MAX_CLOSED_FORM, featureScaleGrad, fitFeatureScales, foldFeatureScales } from './feature_scale.js';
 import { adamOverStream } from './adam_loop.js';
-import { rangeBatches, type Split } from './split.js';
+import { rangeBatches } from './split.js';
 import { decoderMethod } from './decoder.js';
 import { decoderKlMethod } from './decoder_kl.js';
-import type { Gpt2Model } from '../model/weights.js';
 
-export type FinetuneMethod = (typeof FINETUNE_METHODS)[number];
-
-/** A trained run to finetune. */
-export interface ParentRun {
-  dir: string;
-  cfg: SaeCfg;
-  weights: SaeWeights;
-  /** sha256 of its sae_weights.safetensors: a finetune of other weights is a different finetune. */
-  weightsSha256: string;
-}
-
-export interface MethodContext {
-  parent: ParentRun;
-  /** The parent's weights as tensors (read-only; owned by the caller). */
-  p: SaeTensors;
-  cache: CacheReader;
-  split: Split;
-  section: FinetuneSection;
-  recipe: Recipe;
-  /** The finetune's folder (resume state lives in <outDir>/trainer_state/). */
-  outDir: string;
-  /** Start over instead of resuming. */
-  fresh: boolean;
-  /** The recipe's GPT-2, loaded on first use (decoder_kl). */
-  model?: () => Promise<Gpt2Model>;
-  /** Called after each optimizer step of iterative methods (tests use it to simulate a kill). */
-  afterStep?: (step: number) => void;
-}
-
-export interface MethodResult {
-  weights: SaeWeights;
-  /** What was fitted, for finetune.json: tokens used, cache rows fitted on (methods that read the cache) and method details. */
-  fit: { tokens: number; rows?: [number, number] } & Record<string, unknown>;
-}
-
-export type MethodFn = (ctx: MethodContext) => Promise<MethodResult>;
+export type { FinetuneMethod, MethodContext, MethodFn, MethodResult, ParentRun } from './method-types.js';
+import type { FinetuneMethod, MethodContext, MethodFn, MethodResult, ParentRun } from './method-types.js';
 
 /** Rows a single-pass method fits on: the head of the fitting part, at most finetune.tokens. */
 function singlePassRows(ctx: MethodContext): number {

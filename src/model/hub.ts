@@ -18,8 +18,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
-import { info } from '../cli/log.js';
-import { createProgress } from '../cli/progress.js';
+import { info } from '../ui/log.js';
+import { createProgress } from '../ui/progress.js';
 
 export const HUB_FILES = ['config.json', 'model.safetensors'] as const;
 const DEFAULT_HUB = 'https://huggingface.co';

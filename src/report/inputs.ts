@@ -5,9 +5,9 @@ import { fixedSizeListToF32 } from '../activations/shard.js';
 import { UserError } from '../io/errors.js';
 import { listCheckpoints, METRICS_FILE } from '../sae/checkpoint.js';
 import type { AllAtOnce, Correlation, RunMetrics, Summary } from '../eval/types.js';
-import { CONSISTENCY_FORMAT, type ConsistencyFile } from '../eval/consistency-types.js';
-import { CONSISTENCY_JSON } from '../cli/consistency.js';
-import { checkpointName } from '../cli/consistency.js';
+import { CONSISTENCY_FORMAT, type ConsistencyFile } from '../consistency/consistency-types.js';
+import { CONSISTENCY_JSON } from '../consistency/run.js';
+import { checkpointName } from '../consistency/run.js';
 import type { Recipe } from '../recipe/load.js';
 
 /**

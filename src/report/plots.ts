@@ -1,6 +1,6 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { AblationPoint, Correlation, RunMetrics } from '../eval/types.js';
-import type { SeedPair, SizePair } from '../eval/consistency-types.js';
+import type { SeedPair, SizePair } from '../consistency/consistency-types.js';
 
 /**
  * The report's plots as vega-lite specs: pure functions from data to spec (rendered to SVG by render.ts).

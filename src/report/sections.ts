@@ -1,6 +1,6 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { RunMetrics } from '../eval/types.js';
-import { f3, pct } from '../eval/consistency-md.js';
+import { f3, pct } from '../consistency/consistency-md.js';
 import type { ReportInputs } from './inputs.js';
 import {
   ablationSpec, bestCosineSpec, binValues, ceDiffHistogramSpec, ceDiffQuantileSpec, ceDiffVsL0Spec, childrenSpec, correlationSpec,

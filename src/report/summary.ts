@@ -1,4 +1,4 @@
-import { mdTable } from '../eval/consistency-md.js';
+import { mdTable } from '../consistency/consistency-md.js';
 import type { Section } from './sections.js';
 
 /** The Markdown summary beside report.html: every section's tables and notes; plots are in the HTML. */

@@ -1,6 +1,6 @@
 import { formatBytes, saeSweepTrainBytes, WASM_SAFE_BYTES } from '../backend/memory.js';
 import type { BackendInfo } from '../backend/picker.js';
-import { info } from '../cli/log.js';
+import { info } from '../ui/log.js';
 import { UserError } from '../io/errors.js';
 import type { Run } from '../recipe/expand.js';
 import type { RunDirPlan } from './run-dir.js';

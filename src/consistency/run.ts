@@ -1,0 +1,204 @@
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { UserError, fsError } from '../io/errors.js';
+import { readSafetensors } from '../io/safetensors.js';
+import { isCheckpoint, listCheckpoints, loadCheckpoint, readCfg, SPARSITY_FILE, WEIGHTS_FILE } from '../sae/checkpoint.js';
+import { DEFAULT_MATCH } from './consistency.js';
+import { consistencyMarkdown } from './consistency-md.js';
+import { CONSISTENCY_FORMAT, type ConsistencyFile, type ConsistencyRun, type SeedPair, type SizePair } from './consistency-types.js';
+import { seedPairConsistency, sizePairSplitting } from './pair-consistency.js';
+import { seedPairs, sizePairs, type PairableRun } from './pairing.js';
+import type { Recipe } from '../recipe/load.js';
+import { createProgress } from '../ui/progress.js';
+import { info, warn } from '../ui/log.js';
+import { requireSection, type StageOptions } from '../recipe/section.js';
+import { VERSION } from '../version.js';
+
+/** Bumped when the computation changes, so that older results are not reused. */
+const ALGORITHM = 'consistency/1';
+const CHILD_THRESHOLD = 0.5;
+export const CONSISTENCY_JSON = 'consistency.json';
+export const CONSISTENCY_MD = 'consistency.md';
+
+export const packageVersion = (): string => `sae-train ${VERSION}`;
+
+function sha256File(path: string): string {
+  const h = createHash('sha256');
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw fsError(err, path, 'hash a checkpoint file');
+  }
+  try {
+    const buf = Buffer.allocUnsafe(1 << 22);
+    for (;;) {
+      const r = readSync(fd, buf, 0, buf.length, null);
+      if (r === 0) break;
+      h.update(buf.subarray(0, r));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** A run's display name: its folder, or `<run>__finetuned-<method>` for a finetune (as eval names them). */
+export function checkpointName(dir: string): string {
+  const b = basename(dir.replace(/[\\/]+$/, ''));
+  return b.startsWith('finetuned-') ? `${basename(dirname(dir))}__${b}` : b;
+}
+
+interface Input extends PairableRun {
+  sha256: string;
+  hasSparsity: boolean;
+}
+
+/** The checkpoints to compare: those named, else every finished run (finetunes left out) under train.out. */
+function gatherRuns(recipe: Recipe): Input[] {
+  const sec = requireSection(recipe, 'consistency');
+  let dirs: string[];
+  const named = sec.checkpoints.length > 0;
+  if (named) {
+    dirs = [...sec.checkpoints];
+    for (const d of dirs)
+      if (!isCheckpoint(d)) throw new UserError(`${recipe.path}: consistency.checkpoints: "${d}" is not a checkpoint folder (needs cfg.json and ${WEIGHTS_FILE}). Fix the path or remove it.`);
+  } else {
+    if (!recipe.train) throw new UserError(`${recipe.path}: consistency: no checkpoints named and no train: section to find runs in. Example: checkpoints: [checkpoints/quickstart/run-a, checkpoints/quickstart/run-b]`);
+    dirs = listCheckpoints(recipe.train.out);
+    if (dirs.length === 0) throw new UserError(`${recipe.train.out}: no checkpoints found. Run \`sae-train train ${recipe.path}\` first.`);
+  }
+  const runs: Input[] = [];
+  for (const dir of dirs) {
+    if (existsSync(join(dir, 'trainer_state'))) {
+      warn(`${dir}: still training (trainer_state/ present); left out of the comparison.`);
+      continue;
+    }
+    const cfg = readCfg(dir);
+    if (!named && (cfg.parent || cfg.finetune_method)) continue;
+    const hasSparsity = existsSync(join(dir, SPARSITY_FILE));
+    const sha = createHash('sha256').update(sha256File(join(dir, WEIGHTS_FILE)));
+    if (hasSparsity) sha.update(sha256File(join(dir, SPARSITY_FILE)));
+    runs.push({ name: checkpointName(dir), dir, cfg, sha256: sha.digest('hex'), hasSparsity });
+  }
+  return runs;
+}
+
+function pairHash(kind: string, a: Input, b: Input, thresholds: readonly number[]): string {
+  return createHash('sha256').update(JSON.stringify({ kind, ALGORITHM, a: a.sha256, b: b.sha256, thresholds, match: { ...DEFAULT_MATCH }, child: CHILD_THRESHOLD })).digest('hex');
+}
+
+function readPrevious(path: string): ConsistencyFile | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    const c = JSON.parse(readFileSync(path, 'utf8')) as ConsistencyFile;
+    return c.format === CONSISTENCY_FORMAT ? c : undefined;
+  } catch {
+    warn(`${path}: unreadable; computing every pair again.`);
+    return undefined;
+  }
+}
+
+function readSparsity(dir: string): Float32Array {
+  const path = join(dir, SPARSITY_FILE);
+  const t = readSafetensors(path).tensors.sparsity;
+  if (!t) throw new UserError(`${path}: has no tensor "sparsity" (log10 firing frequency [d_sae]). Re-run training to rewrite it, or delete the file.`);
+  return t.data;
+}
+
+const runInfo = (r: Input): ConsistencyRun => ({
+  name: r.name, checkpoint: r.dir, hook: r.cfg.hook_name, layer: r.cfg.hook_layer, d_sae: r.cfg.d_sae, seed: r.cfg.seed,
+  l1_coefficient: r.cfg.l1_coefficient, lr: r.cfg.lr, finetune_method: r.cfg.finetune_method ?? null,
+});
+
+/**
+ * `sae-train consistency`: every pair of runs that differ only in seed (MMCS both ways, optimal matching on
+ * decoder and encoder, consistency by density) and every size step (feature splitting). Writes
+ * consistency.json after each pair (a killed run keeps finished pairs) and consistency.md at the end; pairs
+ * whose inputs (weights, sparsity, settings) hash the same as last time are reused.
+ */
+export async function runConsistency(recipe: Recipe, opts: StageOptions): Promise<ConsistencyFile> {
+  const sec = requireSection(recipe, 'consistency');
+  const thresholds = [...sec.thresholds];
+  const runs = gatherRuns(recipe);
+  const seeds = seedPairs(runs) as [Input, Input][];
+  const sizes = sizePairs(runs) as [Input, Input][];
+  const jsonPath = join(sec.out, CONSISTENCY_JSON);
+  const prev = opts.fresh ? undefined : readPrevious(jsonPath);
+  const prevSeed = new Map((prev?.seed_pairs ?? []).map((p) => [p.inputs_sha256, p]));
+  const prevSize = new Map((prev?.size_pairs ?? []).map((p) => [p.inputs_sha256, p]));
+  info(`consistency: ${runs.length} run(s), ${seeds.length} seed pair(s), ${sizes.length} size pair(s) → ${jsonPath}`);
+
+  const out: ConsistencyFile = { format: CONSISTENCY_FORMAT, created_by: packageVersion(), thresholds, runs: runs.map(runInfo), seed_pairs: [], size_pairs: [] };
+  const todoSeed = seeds.map(([a, b]) => ({ a, b, hash: pairHash('seed', a, b, thresholds) }));
+  const todoSize = sizes.map(([a, b]) => ({ a, b, hash: pairHash('size', a, b, thresholds) }));
+  // Work in rows of A through blocked passes: decoder + encoder per seed pair, decoder per size pair.
+  const work = todoSeed.filter((p) => !prevSeed.has(p.hash)).reduce((s, p) => s + 2 * p.a.cfg.d_sae, 0)
+    + todoSize.filter((p) => !prevSize.has(p.hash)).reduce((s, p) => s + p.a.cfg.d_sae, 0);
+  const bar = work > 0 ? createProgress('consistency', work, 'rows') : undefined;
+  let done = 0;
+  const save = () => writeJsonAtomic(jsonPath, out);
+  let reused = 0;
+
+  for (const p of todoSeed) {
+    const old = prevSeed.get(p.hash);
+    if (old) {
+      out.seed_pairs.push({ ...old, a: p.a.name, b: p.b.name });
+      reused++;
+      continue;
+    }
+    const t0 = Date.now();
+    const wa = loadCheckpoint(p.a.dir).weights, wb = loadCheckpoint(p.b.dir).weights;
+    const sparsity = p.a.hasSparsity && p.b.hasSparsity ? { a: readSparsity(p.a.dir), b: readSparsity(p.b.dir) } : undefined;
+    const n = wa.dSae;
+    const base = done, label = `${p.a.name} vs ${p.b.name}`;
+    let at = base;
+    const r = seedPairConsistency(wa, wb, thresholds, sparsity, {
+      ...DEFAULT_MATCH,
+      onProgress: (phase, rows) => {
+        // cosine passes move the bar (decoder, then encoder); pricing rounds show as a phase
+        if (phase === 'decoder cosines') at = base + rows;
+        else if (phase === 'encoder cosines') at = base + n + rows;
+        bar?.update(at, { pair: label, phase });
+      },
+    });
+    done += 2 * n;
+    bar?.update(done);
+    const pair: SeedPair = {
+      a: p.a.name, b: p.b.name, hook: p.a.cfg.hook_name, layer: p.a.cfg.hook_layer, d_sae: n, seeds: [p.a.cfg.seed, p.b.cfg.seed],
+      inputs_sha256: p.hash, ...r, seconds: (Date.now() - t0) / 1000,
+    };
+    if (!sparsity) warn(`${p.a.name} / ${p.b.name}: no ${SPARSITY_FILE} in both; consistency by density left out.`);
+    out.seed_pairs.push(pair);
+    save();
+  }
+  for (const p of todoSize) {
+    const old = prevSize.get(p.hash);
+    if (old) {
+      out.size_pairs.push({ ...old, small: p.a.name, large: p.b.name });
+      reused++;
+      continue;
+    }
+    const t0 = Date.now();
+    const small = loadCheckpoint(p.a.dir).weights, large = loadCheckpoint(p.b.dir).weights;
+    const base = done;
+    const r = sizePairSplitting(small, large, CHILD_THRESHOLD, (rows) => bar?.update(base + rows, { pair: `${p.a.name} vs ${p.b.name}` }));
+    done += small.dSae;
+    const pair: SizePair = {
+      small: p.a.name, large: p.b.name, hook: p.a.cfg.hook_name, layer: p.a.cfg.hook_layer, seed: p.a.cfg.seed,
+      d_small: small.dSae, d_large: large.dSae, inputs_sha256: p.hash, ...r, seconds: (Date.now() - t0) / 1000,
+    };
+    out.size_pairs.push(pair);
+    save();
+  }
+  bar?.stop();
+  save();
+  writeFileAtomic(join(sec.out, CONSISTENCY_MD), consistencyMarkdown(out));
+  if (reused) info(`consistency: reused ${reused} finished pair(s) whose inputs are unchanged (--fresh recomputes them).`);
+  for (const p of out.seed_pairs)
+    info(`  ${p.a} vs ${p.b}: MMCS ${p.decoder.mmcs.toFixed(3)}, matched ≥${thresholds[0]}: ${(100 * p.decoder[`matched_fraction@${thresholds[0]}`]).toFixed(1)}%`);
+  info(`consistency: wrote ${jsonPath} and ${join(sec.out, CONSISTENCY_MD)}`);
+  return out;
+}
