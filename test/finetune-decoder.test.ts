@@ -11,7 +11,7 @@ import { writeFittingView } from '../src/finetune/fit_view.js';
 import { readManifest } from '../src/activations/manifest.js';
 import { ShuffleStream } from '../src/activations/shuffle.js';
 import { main } from '../src/cli/main.js';
-import { runFinetune } from '../src/cli/finetune.js';
+import { runFinetune } from '../src/finetune/run.js';
 import { loadRecipe } from '../src/recipe/load.js';
 import { loadCheckpoint } from '../src/sae/checkpoint.js';
 import { openCache } from '../src/activations/cache.js';

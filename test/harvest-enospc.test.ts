@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { harvestSpec, runHarvest } from '../src/activations/harvest.js';
 import { readManifest } from '../src/activations/manifest.js';
 import { readShard } from '../src/activations/shard.js';
-import { harvestFromRecipe } from '../src/cli/harvest.js';
+import { harvestFromRecipe } from '../src/activations/run-harvest.js';
 import { UserError } from '../src/io/errors.js';
 import { loadGpt2 } from '../src/model/load.js';
 import { validateRecipe } from '../src/recipe/load.js';

@@ -6,7 +6,7 @@ import { openCache } from '../src/activations/cache.js';
 import { harvestSpec, runHarvest } from '../src/activations/harvest.js';
 import { readManifest } from '../src/activations/manifest.js';
 import { readShard } from '../src/activations/shard.js';
-import { harvestFromRecipe } from '../src/cli/harvest.js';
+import { harvestFromRecipe } from '../src/activations/run-harvest.js';
 import { setQuiet } from '../src/ui/log.js';
 import { main } from '../src/cli/main.js';
 import { UserError } from '../src/io/errors.js';

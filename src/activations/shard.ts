@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
-  Field, FixedSizeList, Float16, Float32, Int32, Table, makeData, makeVector, tableFromIPC, tableToIPC, Vector,
+  Field, FixedSizeList, Float16, Float32, Table, makeData, makeVector, tableFromIPC, tableToIPC, Vector,
 } from 'apache-arrow';
 import { writeFileAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
