@@ -15,8 +15,9 @@ export interface ConsistencyRun {
   layer: number;
   d_sae: number;
   seed: number;
-  l1_coefficient: number;
-  lr: number;
+  /** null for SAEs imported from tools that do not record it */
+  l1_coefficient: number | null;
+  lr: number | null;
   finetune_method: string | null;
 }
 

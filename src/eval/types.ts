@@ -70,7 +70,8 @@ export interface RunMetrics extends ReconstructionMetrics, DownstreamMetrics {
   layer: number;
   d_sae: number;
   seed: number;
-  l1_coefficient: number;
+  /** null for SAEs imported from tools that do not record it */
+  l1_coefficient: number | null;
   /** parent run name for finetunes, else null */
   parent: string | null;
   finetune_method: string | null;

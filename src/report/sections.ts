@@ -55,7 +55,7 @@ function metrics(inp: ReportInputs): Section {
   sec.blocks.push({
     kind: 'table',
     header: ['run', 'layer', 'd_sae', 'seed', 'l1', 'expl. var', 'L0', 'ce_clean', 'ce_spliced', 'CE-diff', 'ce_recovered', 'KL', 'l2_ratio', 'dead'],
-    rows: runs.map((r) => [r.run, hookLabel(r.hook), r.d_sae, r.seed, r.l1_coefficient, f3(r.explained_variance), g4(r.l0), f3(r.ce_clean), f3(r.ce_spliced), f3(r.ce_diff), f3(r.ce_recovered), f3(r.kl_div), f3(r.l2_ratio), pct(r.dead_fraction)]),
+    rows: runs.map((r) => [r.run, hookLabel(r.hook), r.d_sae, r.seed, r.l1_coefficient ?? '—', f3(r.explained_variance), g4(r.l0), f3(r.ce_clean), f3(r.ce_spliced), f3(r.ce_diff), f3(r.ce_recovered), f3(r.kl_div), f3(r.l2_ratio), pct(r.dead_fraction)]),
   });
   return sec;
 }

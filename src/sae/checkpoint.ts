@@ -1,57 +1,34 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { CHECKPOINT_FORMAT, encoderOf, isPlainEncoder, SaeCfgSchema, upgradeCfg, type SaeCfg } from './cfg.js';
+import type { LoadOptions } from './formats/common.js';
+import { detectForeign, isOwnCfg, readForeign } from './formats/detect.js';
 import { firstNonFinite, weightShapes, WEIGHT_NAMES, type SaeWeights } from './weights.js';
 
-export const CHECKPOINT_FORMAT = 'sae-train.checkpoint/v1';
-
-/**
- * cfg.json: everything needed to rebuild a run (DESIGN.md "Checkpoint").
- * Keys follow SAELens where it has one. Extra keys are kept (loose) so that
- * later stages (finetune) can add theirs.
- */
-export const SaeCfgSchema = z.object({
-  format: z.literal(CHECKPOINT_FORMAT),
-  architecture: z.literal('standard'),
-  run_name: z.string(),
-  d_in: z.number().int().positive(),
-  d_sae: z.number().int().positive(),
-  hook_name: z.string(),
-  hook_layer: z.number().int(),
-  model_name: z.string(),
-  seed: z.number().int(),
-  l1_coefficient: z.number(),
-  lr: z.number(),
-  tokens: z.number().int().nonnegative(),
-  batch_size: z.number().int().positive(),
-  apply_b_dec_to_input: z.literal(true),
-  normalize_activations: z.enum(['none', 'expected_norm']),
-  /** The factor raw activations were multiplied by during training (already folded into the weights). */
-  activation_scale: z.number(),
-  decoder: z.enum(['norm_weighted_l1', 'unit_norm']),
-  backend: z.string(),
-  dtype: z.literal('float32'),
-  context_size: z.number().int().positive().optional(),
-  /** sha256 of the activation cache's manifest.json. */
-  cache_manifest_sha256: z.string(),
-  cache: z.string().optional(),
-  /** Finetunes: the parent checkpoint folder and the method. */
-  parent: z.string().nullable(),
-  finetune_method: z.string().nullable().optional(),
-  created_by: z.string(),
-}).loose();
-export type SaeCfg = z.infer<typeof SaeCfgSchema>;
+export { CHECKPOINT_FORMAT, SaeCfgSchema, type SaeCfg } from './cfg.js';
+export type { LoadOptions } from './formats/common.js';
 
 export const CFG_FILE = 'cfg.json';
 export const WEIGHTS_FILE = 'sae_weights.safetensors';
 export const SPARSITY_FILE = 'sparsity.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 
+/**
+ * A checkpoint folder: this project's (cfg.json + sae_weights.safetensors), SAELens' (the same names) or
+ * sparsify's (cfg.json + sae.safetensors). A folder holding pickle weights throws the conversion to use.
+ */
 export function isCheckpoint(dir: string): boolean {
-  return existsSync(join(dir, CFG_FILE)) && existsSync(join(dir, WEIGHTS_FILE));
+  if (existsSync(join(dir, CFG_FILE)) && existsSync(join(dir, WEIGHTS_FILE))) return true;
+  return detectForeign(dir) !== undefined;
+}
+
+/** The weights file of a checkpoint folder of any format (what eval and finetune hash to recognise it). */
+export function weightsFileOf(dir: string): string {
+  if (existsSync(join(dir, WEIGHTS_FILE))) return join(dir, WEIGHTS_FILE);
+  return detectForeign(dir) === 'sparsify' ? join(dir, 'sae.safetensors') : join(dir, WEIGHTS_FILE);
 }
 
 /** Writes weights (and sparsity) first and cfg.json last, each atomically: a folder with cfg.json is complete. */
@@ -59,17 +36,28 @@ export function saveCheckpoint(dir: string, cfg: SaeCfg, w: SaeWeights, sparsity
   const bad = firstNonFinite(w);
   if (bad) throw new Error(`refusing to save ${dir}: ${bad} holds NaN or Inf`);
   const shapes = weightShapes(w.dIn, w.dSae);
-  writeSafetensors(join(dir, WEIGHTS_FILE), {
+  const tensors: Record<string, TensorToWrite> = {
     W_enc: { shape: shapes.W_enc, data: w.W_enc },
     b_enc: { shape: shapes.b_enc, data: w.b_enc },
     W_dec: { shape: shapes.W_dec, data: w.W_dec },
     b_dec: { shape: shapes.b_dec, data: w.b_dec },
-  }, { format: 'pt' });
+  };
+  if (w.encoder?.threshold) tensors.threshold = { shape: [w.dSae], data: w.encoder.threshold };
+  writeSafetensors(join(dir, WEIGHTS_FILE), tensors, { format: 'pt' });
   if (sparsityLog10) writeSafetensors(join(dir, SPARSITY_FILE), { sparsity: { shape: [w.dSae], data: sparsityLog10 } }, { format: 'pt' });
   writeJsonAtomic(join(dir, CFG_FILE), cfg);
 }
 
-export function readCfg(dir: string): SaeCfg {
+/** cfg.json of a checkpoint of any format, as this project's cfg (other tools' folders converted: src/sae/formats/). */
+export function readCfg(dir: string, opts: LoadOptions = {}): SaeCfg {
+  if (!isOwnCfg(dir)) {
+    const f = detectForeign(dir);
+    if (f) return readForeign(dir, f, opts).cfg;
+  }
+  return readOwnCfg(dir);
+}
+
+function readOwnCfg(dir: string): SaeCfg {
   const path = join(dir, CFG_FILE);
   let json: unknown;
   try {
@@ -78,7 +66,7 @@ export function readCfg(dir: string): SaeCfg {
     if (err instanceof SyntaxError) throw new UserError(`${path}: not valid JSON.`);
     throw fsError(err, path, 'read a checkpoint config');
   }
-  const r = SaeCfgSchema.safeParse(json);
+  const r = SaeCfgSchema.safeParse(json && typeof json === 'object' ? upgradeCfg(json as Record<string, unknown>) : json);
   if (!r.success) {
     const i = r.error.issues[0];
     throw new UserError(`${path}: key "${i.path.join('.')}": ${i.message}. Is this a sae-train checkpoint (format ${CHECKPOINT_FORMAT})?`);
@@ -86,9 +74,21 @@ export function readCfg(dir: string): SaeCfg {
   return r.data;
 }
 
-/** Loads cfg.json + sae_weights.safetensors, checking shapes and finiteness. */
-export function loadCheckpoint(dir: string): { cfg: SaeCfg; weights: SaeWeights } {
-  const cfg = readCfg(dir);
+/**
+ * Loads a checkpoint of any format into cfg + weights (with the encoder description of imported
+ * architectures), checking shapes and finiteness. `opts.hookName`: the recipe's hook for folders that do not say it.
+ */
+export function loadCheckpoint(dir: string, opts: LoadOptions = {}): { cfg: SaeCfg; weights: SaeWeights } {
+  if (!isOwnCfg(dir)) {
+    const f = detectForeign(dir);
+    if (f) {
+      const r = readForeign(dir, f, opts);
+      const bad = firstNonFinite(r.weights);
+      if (bad) throw new UserError(`${dir}: tensor "${bad}" holds NaN or Inf values; this SAE cannot be evaluated.`);
+      return r;
+    }
+  }
+  const cfg = readOwnCfg(dir);
   const path = join(dir, WEIGHTS_FILE);
   const { tensors } = readSafetensors(path);
   const shapes = weightShapes(cfg.d_in, cfg.d_sae);
@@ -102,6 +102,11 @@ export function loadCheckpoint(dir: string): { cfg: SaeCfg; weights: SaeWeights 
     dIn: cfg.d_in, dSae: cfg.d_sae,
     W_enc: tensors.W_enc.data, b_enc: tensors.b_enc.data, W_dec: tensors.W_dec.data, b_dec: tensors.b_dec.data,
   };
+  if (cfg.architecture === 'jumprelu' && tensors.threshold?.shape.join(',') !== String(cfg.d_sae))
+    throw new UserError(`${path}: a jumprelu SAE needs tensor "threshold" of shape [${cfg.d_sae}].`);
+  if (cfg.architecture === 'topk' && !cfg.k) throw new UserError(`${join(dir, CFG_FILE)}: a topk SAE needs key "k" (features per token).`);
+  const encoder = encoderOf(cfg, tensors.threshold?.data);
+  if (!isPlainEncoder(encoder)) weights.encoder = encoder;
   const bad = firstNonFinite(weights);
   if (bad) throw new UserError(`${path}: tensor "${bad}" holds NaN or Inf values. The run diverged; retrain it (lower lr or l1_coefficient) or evaluate another checkpoint.`);
   return { cfg, weights };

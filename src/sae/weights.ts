@@ -1,3 +1,5 @@
+import { cloneEncoder, type EncoderSpec } from './encoder.js';
+
 /**
  * SAE weights on the host, as saved (DESIGN.md "Checkpoint"): they act on raw
  * activations, f = ReLU((x − b_dec)·W_enc + b_enc), x̂ = f·W_dec + b_dec.
@@ -13,6 +15,8 @@ export interface SaeWeights {
   W_dec: Float32Array;
   /** [d_in] */
   b_dec: Float32Array;
+  /** Imported architectures: threshold, k, apply_b_dec_to_input, runtime norm (src/sae/encoder.ts); absent = standard. */
+  encoder?: EncoderSpec;
 }
 
 export const WEIGHT_NAMES = ['W_enc', 'b_enc', 'W_dec', 'b_dec'] as const;
@@ -27,9 +31,13 @@ export function firstNonFinite(w: SaeWeights): string | undefined {
     const a = w[k];
     for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return k;
   }
+  const t = w.encoder?.threshold;
+  if (t) for (let i = 0; i < t.length; i++) if (!Number.isFinite(t[i])) return 'threshold';
   return undefined;
 }
 
 export function cloneWeights(w: SaeWeights): SaeWeights {
-  return { dIn: w.dIn, dSae: w.dSae, W_enc: w.W_enc.slice(), b_enc: w.b_enc.slice(), W_dec: w.W_dec.slice(), b_dec: w.b_dec.slice() };
+  const out: SaeWeights = { dIn: w.dIn, dSae: w.dSae, W_enc: w.W_enc.slice(), b_enc: w.b_enc.slice(), W_dec: w.W_dec.slice(), b_dec: w.b_dec.slice() };
+  if (w.encoder) out.encoder = cloneEncoder(w.encoder);
+  return out;
 }

@@ -65,10 +65,11 @@ export class SaeRun {
    */
   trainOn(xBD: tf.Tensor2D, seenBefore: number, t: TrainConfig, sparseMaxL0: number): StepReport {
     const batch = xBD.shape[0];
-    const lr = this.cfg.lr * lrScale(seenBefore, t);
-    const l1 = this.cfg.l1_coefficient * l1Scale(seenBefore, t);
+    // a run's own cfg always has these (null only for SAEs imported from other tools)
+    const lr = this.cfg.lr! * lrScale(seenBefore, t);
+    const l1 = this.cfg.l1_coefficient! * l1Scale(seenBefore, t);
     const { next, stats, fireCountF } = trainStep(this.state, xBD, {
-      lr, l1, decoder: this.cfg.decoder, beta1: t.adam_beta1, beta2: t.adam_beta2, eps: ADAM_EPS, clipNorm: t.grad_clip_norm, sparseMaxL0,
+      lr, l1, decoder: this.cfg.decoder!, beta1: t.adam_beta1, beta2: t.adam_beta2, eps: ADAM_EPS, clipNorm: t.grad_clip_norm, sparseMaxL0,
     });
     const s = stats.dataSync();
     const fires = fireCountF.dataSync();

@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { UserError } from '../../io/errors.js';
+import { readSafetensors } from '../../io/safetensors.js';
+import type { EncoderSpec } from '../encoder.js';
+import { importedCfg, posIntKey, readJson, requireTensors, transpose, type LoadedSae, type LoadOptions } from './common.js';
+
+/**
+ * sparsify (EleutherAI) folders, one per hookpoint: cfg.json ({activation, expansion_factor, normalize_decoder,
+ * num_latents, k, multi_topk, skip_connection, transcode, d_in}) + sae.safetensors (encoder.weight [d_sae, d_in],
+ * encoder.bias [d_sae], W_dec [d_sae, d_in], b_dec [d_in]); sparsify/sparse_coder.py SparseCoder.
+ *
+ * Encode: f = TopK_k(ReLU((x − b_dec)·encoder.weightᵀ + encoder.bias)); decode: x̂ = f·W_dec + b_dec.
+ * The hookpoint is the folder's name (a module path of the Hugging Face model, e.g. h.6 for GPT-2: the block's
+ * output, i.e. blocks.6.hook_resid_post) and is not in cfg.json: the recipe's hook_names says it, else a
+ * GPT-2 block name (h.N, transformer.h.N, layers.N) is read as blocks.N.hook_resid_post.
+ */
+
+export const SPARSIFY_WEIGHTS = 'sae.safetensors';
+
+export function isSparsifyFolder(dir: string): boolean {
+  return existsSync(join(dir, 'cfg.json')) && existsSync(join(dir, SPARSIFY_WEIGHTS));
+}
+
+/** The TransformerLens hook of a sparsify hookpoint folder name on GPT-2, when it is a block's output. */
+export function hookOfHookpoint(name: string): string | undefined {
+  const m = /^(?:transformer\.|model\.)?(?:h|layers)\.(\d+)$/.exec(name);
+  return m ? `blocks.${m[1]}.hook_resid_post` : undefined;
+}
+
+export function readSparsify(dir: string, opts: LoadOptions = {}): LoadedSae {
+  const cfgPath = join(dir, 'cfg.json');
+  const wPath = join(dir, SPARSIFY_WEIGHTS);
+  const raw = readJson(cfgPath, 'a sparsify sparse coder config');
+  const dIn = posIntKey(raw, 'd_in', cfgPath);
+  const k = posIntKey(raw, 'k', cfgPath);
+  const numLatents = typeof raw.num_latents === 'number' ? raw.num_latents : 0;
+  const expansion = typeof raw.expansion_factor === 'number' ? raw.expansion_factor : 32;
+  const dSae = numLatents || dIn * expansion;
+  const activation = String(raw.activation ?? 'topk');
+  if (activation !== 'topk')
+    throw new UserError(`${cfgPath}: activation "${activation}" is not supported (sae-train runs sparsify's topk coders; groupmax is not). Evaluate it with sparsify.`);
+  if (raw.transcode === true)
+    throw new UserError(`${cfgPath}: transcode is true: this is a transcoder (it predicts one module's output from another's input), not an SAE; sae-train splices SAEs only.`);
+  if (raw.skip_connection === true)
+    throw new UserError(`${cfgPath}: skip_connection is true (a W_skip term x·W_skipᵀ is added to x̂); sae-train does not run skip connections.`);
+  for (const flag of ['signed', 'jumprelu'])
+    if (raw[flag] === true) throw new UserError(`${cfgPath}: ${flag} is true: that sparse coder variant is not supported (sae-train runs plain topk coders).`);
+  const folder = basename(resolve(dir));
+  const hookName = opts.hookName ?? (typeof raw.hook_name === 'string' ? raw.hook_name : undefined) ?? hookOfHookpoint(folder);
+  if (!hookName)
+    throw new UserError(`${dir}: a sparsify folder does not say which hook it reads (its hookpoint "${folder}" is not a GPT-2 block name). Say it in the recipe: hook_names: { "${dir}": blocks.6.hook_resid_post }.`);
+
+  const { tensors } = readSafetensors(wPath);
+  const t = requireTensors(wPath, tensors, { 'encoder.weight': [dSae, dIn], 'encoder.bias': [dSae], W_dec: [dSae, dIn], b_dec: [dIn] },
+    `cfg.json (d_in ${dIn}, ${numLatents ? `num_latents ${numLatents}` : `expansion_factor ${expansion}`})`);
+  if (tensors.W_skip) throw new UserError(`${wPath}: has W_skip (a skip connection); sae-train does not run skip connections.`);
+  const encoder: EncoderSpec = { architecture: 'topk', k, applyBDecToInput: true, inputNorm: 'none' };
+  const cfg = importedCfg({
+    dir, format: 'sparsify', dIn, dSae, hookName, modelName: typeof raw.model_name === 'string' ? raw.model_name : 'unknown', encoder, normalize: 'none',
+    extra: { hookpoint: folder, hook_name_from: opts.hookName ? 'recipe' : raw.hook_name ? 'cfg.json' : 'folder name', normalize_decoder: raw.normalize_decoder ?? null },
+  });
+  return {
+    cfg,
+    weights: { dIn, dSae, W_enc: transpose(t['encoder.weight'], dSae, dIn), b_enc: t['encoder.bias'].slice(), W_dec: t.W_dec.slice(), b_dec: t.b_dec.slice(), encoder },
+  };
+}
