@@ -24,10 +24,21 @@ function groups(runs: PairableRun[], extra: readonly ('d_sae' | 'seed')[]): Pair
   return [...g.values()];
 }
 
-/** Every pair of runs that differ only in seed (same everything else in cfg.json), lower seed first. */
+/**
+ * Every pair of runs that differ only in seed (same everything else in cfg.json), lower seed first. SAEs
+ * imported from other tools (cfg.imported_from) record no training settings to group by: each is paired
+ * with every other SAE of the same hook, d_in and d_sae, so that SAEs from different tools can be compared.
+ */
 export function seedPairs(runs: PairableRun[]): [PairableRun, PairableRun][] {
+  const imported = (r: PairableRun) => r.cfg.imported_from !== undefined;
   const out: [PairableRun, PairableRun][] = [];
-  for (const g of groups(runs, ['d_sae'])) {
+  const sorted = [...runs].sort((x, y) => x.name.localeCompare(y.name));
+  for (let i = 0; i < sorted.length; i++)
+    for (let j = i + 1; j < sorted.length; j++) {
+      const a = sorted[i], b = sorted[j];
+      if ((imported(a) || imported(b)) && a.cfg.hook_name === b.cfg.hook_name && a.cfg.d_in === b.cfg.d_in && a.cfg.d_sae === b.cfg.d_sae) out.push([a, b]);
+    }
+  for (const g of groups(runs.filter((r) => !imported(r)), ['d_sae'])) {
     const s = [...g].sort((x, y) => x.cfg.seed - y.cfg.seed || x.name.localeCompare(y.name));
     for (let i = 0; i < s.length; i++)
       for (let j = i + 1; j < s.length; j++) if (s[i].cfg.seed !== s[j].cfg.seed) out.push([s[i], s[j]]);

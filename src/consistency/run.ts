@@ -4,7 +4,8 @@ import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
 import { readSafetensors } from '../io/safetensors.js';
-import { isCheckpoint, listCheckpoints, loadCheckpoint, readCfg, SPARSITY_FILE, WEIGHTS_FILE } from '../sae/checkpoint.js';
+import { isCheckpoint, listCheckpoints, loadCheckpoint, readCfg, SPARSITY_FILE, WEIGHTS_FILE, weightsFileOf, type LoadOptions } from '../sae/checkpoint.js';
+import { resolveCheckpoints } from '../sae/sources.js';
 import { DEFAULT_MATCH } from './consistency.js';
 import { consistencyMarkdown } from './consistency-md.js';
 import { CONSISTENCY_FORMAT, type ConsistencyFile, type ConsistencyRun, type SeedPair, type SizePair } from './consistency-types.js';
@@ -54,15 +55,17 @@ export function checkpointName(dir: string): string {
 interface Input extends PairableRun {
   sha256: string;
   hasSparsity: boolean;
+  /** How to load it (its hook from the recipe's hook_names). */
+  load: LoadOptions;
 }
 
 /** The checkpoints to compare: those named, else every finished run (finetunes left out) under train.out. */
-function gatherRuns(recipe: Recipe): Input[] {
+function gatherRuns(recipe: Recipe, entries: readonly string[], opts: (dir: string) => LoadOptions): Input[] {
   const sec = requireSection(recipe, 'consistency');
   let dirs: string[];
   const named = sec.checkpoints.length > 0;
   if (named) {
-    dirs = [...sec.checkpoints];
+    dirs = [...entries];
     for (const d of dirs)
       if (!isCheckpoint(d)) throw new UserError(`${recipe.path}: consistency.checkpoints: "${d}" is not a checkpoint folder (needs cfg.json and ${WEIGHTS_FILE}). Fix the path or remove it.`);
   } else {
@@ -76,12 +79,12 @@ function gatherRuns(recipe: Recipe): Input[] {
       warn(`${dir}: still training (trainer_state/ present); left out of the comparison.`);
       continue;
     }
-    const cfg = readCfg(dir);
+    const cfg = readCfg(dir, opts(dir));
     if (!named && (cfg.parent || cfg.finetune_method)) continue;
     const hasSparsity = existsSync(join(dir, SPARSITY_FILE));
-    const sha = createHash('sha256').update(sha256File(join(dir, WEIGHTS_FILE)));
+    const sha = createHash('sha256').update(sha256File(weightsFileOf(dir)));
     if (hasSparsity) sha.update(sha256File(join(dir, SPARSITY_FILE)));
-    runs.push({ name: checkpointName(dir), dir, cfg, sha256: sha.digest('hex'), hasSparsity });
+    runs.push({ name: checkpointName(dir), dir, cfg, sha256: sha.digest('hex'), hasSparsity, load: opts(dir) });
   }
   return runs;
 }
@@ -122,7 +125,8 @@ const runInfo = (r: Input): ConsistencyRun => ({
 export async function runConsistency(recipe: Recipe, opts: StageOptions): Promise<ConsistencyFile> {
   const sec = requireSection(recipe, 'consistency');
   const thresholds = [...sec.thresholds];
-  const runs = gatherRuns(recipe);
+  const sources = await resolveCheckpoints(sec.checkpoints, recipe.hook_names);
+  const runs = gatherRuns(recipe, sources.dirs, sources.opts);
   const seeds = seedPairs(runs) as [Input, Input][];
   const sizes = sizePairs(runs) as [Input, Input][];
   const jsonPath = join(sec.out, CONSISTENCY_JSON);
@@ -150,7 +154,7 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
       continue;
     }
     const t0 = Date.now();
-    const wa = loadCheckpoint(p.a.dir).weights, wb = loadCheckpoint(p.b.dir).weights;
+    const wa = loadCheckpoint(p.a.dir, p.a.load).weights, wb = loadCheckpoint(p.b.dir, p.b.load).weights;
     const sparsity = p.a.hasSparsity && p.b.hasSparsity ? { a: readSparsity(p.a.dir), b: readSparsity(p.b.dir) } : undefined;
     const n = wa.dSae;
     const base = done, label = `${p.a.name} vs ${p.b.name}`;
@@ -182,7 +186,7 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
       continue;
     }
     const t0 = Date.now();
-    const small = loadCheckpoint(p.a.dir).weights, large = loadCheckpoint(p.b.dir).weights;
+    const small = loadCheckpoint(p.a.dir, p.a.load).weights, large = loadCheckpoint(p.b.dir, p.b.load).weights;
     const base = done;
     const r = sizePairSplitting(small, large, CHILD_THRESHOLD, (rows) => bar?.update(base + rows, { pair: `${p.a.name} vs ${p.b.name}` }));
     done += small.dSae;

@@ -53,7 +53,7 @@ function saeOn(x: tf.Tensor, p: SaeTensors): { x2: tf.Tensor2D; f: tf.Tensor2D; 
   return tf.tidy(() => {
     const x2 = tf.reshape(x, [-1, dIn]) as tf.Tensor2D;
     const f = encode(x2, p);
-    return { x2, f, xhat2: decode(f, p) };
+    return { x2, f, xhat2: decode(f, p, x2) };
   });
 }
 
@@ -80,7 +80,7 @@ async function runBatch(model: Gpt2Model, tok: tf.Tensor2D, clean: ForwardResult
     const ablate = async (points: AblationSums[], fn: (f: tf.Tensor2D, k: number) => tf.Tensor2D) => {
       for (const pt of points) {
         const fk = fn(f, pt.k);
-        const xk2 = decode(fk, p);
+        const xk2 = decode(fk, p, x2);
         const xk = tf.reshape(xk2, x.shape);
         const sums = sqErrAndL0(x2, xk2, fk);
         const [sq, l0] = Array.from(await sums.data());

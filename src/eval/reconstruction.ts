@@ -170,7 +170,7 @@ export async function reconOfBatches(p: SaeTensors, batches: Iterable<Float32Arr
   for (const b of batches) {
     const x = tf.tensor2d(b, [b.length / dIn, dIn]);
     const f = encode(x, p);
-    const xhat = decode(f, p);
+    const xhat = decode(f, p, x);
     await addReconBatch(a, x, xhat, f);
     tf.dispose([x, f, xhat]);
   }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { WEIGHTS_FILE } from '../sae/checkpoint.js';
+import { weightsFileOf } from '../sae/checkpoint.js';
 import { changedKeys, readRunInputs, runInputs, sha256File, type RunInputs, type SharedInputs } from './inputs.js';
 import type { EvalCheckpoint } from './runs.js';
 import type { RunMetrics } from './types.js';
@@ -36,7 +36,7 @@ export function planReuse(loaded: readonly EvalCheckpoint[], shared: SharedInput
   const plan: ReusePlan = { inputs: new Map(), reused: new Map(), todo: [], conflicts: [] };
   for (const ck of loaded) {
     const runDir = join(out, ck.name);
-    const want = runInputs(shared, ck.dir, sha256File(join(ck.dir, WEIGHTS_FILE)));
+    const want = runInputs(shared, ck.dir, sha256File(weightsFileOf(ck.dir)));
     plan.inputs.set(ck.name, want);
     const have = readRunInputs(runDir);
     const metrics = readMetrics(join(runDir, METRICS_FILE));

@@ -23,6 +23,7 @@ import { describeRun, describeSet, SAMPLES_FILE, writeOverall } from './write_al
 import { createProgress, type Progress } from '../ui/progress.js';
 import { info, warn } from '../ui/log.js';
 import { requireSection, type StageOptions } from '../recipe/section.js';
+import { resolveCheckpoints } from '../sae/sources.js';
 
 /**
  * `sae-train eval`: GPT-2 with each SAE spliced in, on held-out text. Writes, under eval.out, per run
@@ -59,12 +60,13 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
 
   // Checkpoints: load and check each against the model; a bad one is a failure, not the end.
   const failures: Failure[] = [];
-  const dirs = evalCheckpointDirs(section.checkpoints, recipe.train?.out, recipe.path, warn);
+  const sources = await resolveCheckpoints(section.checkpoints, recipe.hook_names);
+  const dirs = evalCheckpointDirs(sources.dirs, recipe.train?.out, recipe.path, warn);
   checkUniqueNames(dirs);
   const loaded: EvalCheckpoint[] = [];
   for (const dir of dirs) {
     try {
-      loaded.push(loadEvalCheckpoint(dir, c, model));
+      loaded.push(loadEvalCheckpoint(dir, c, model, sources.opts(dir)));
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       failures.push({ run: dir, error: err.message });

@@ -4,7 +4,7 @@ import { UserError } from '../io/errors.js';
 import { readManifest } from '../activations/manifest.js';
 import type { Gpt2Config } from '../model/config.js';
 import { checkHookNames, hookLayer, hookWidth } from '../model/gpt2.js';
-import { isCheckpoint, listCheckpoints, loadCheckpoint, WEIGHTS_FILE, type SaeCfg } from '../sae/checkpoint.js';
+import { isCheckpoint, listCheckpoints, loadCheckpoint, WEIGHTS_FILE, type LoadOptions, type SaeCfg } from '../sae/checkpoint.js';
 import type { SaeWeights } from '../sae/weights.js';
 
 /**
@@ -62,8 +62,8 @@ export interface EvalCheckpoint {
  * Loads a checkpoint and checks it against the model: its hook must exist and carry d_in floats per token.
  * Errors (UserError) name the folder and the fix. NaN weights are refused by loadCheckpoint.
  */
-export function loadEvalCheckpoint(dir: string, c: Gpt2Config, model: { name: string; processing: string }): EvalCheckpoint {
-  const { cfg, weights } = loadCheckpoint(dir);
+export function loadEvalCheckpoint(dir: string, c: Gpt2Config, model: { name: string; processing: string }, opts: LoadOptions = {}): EvalCheckpoint {
+  const { cfg, weights } = loadCheckpoint(dir, opts);
   checkHookNames(c, [cfg.hook_name], `${join(dir, 'cfg.json')}: hook_name`);
   const width = hookWidth(c, cfg.hook_name);
   if (width !== cfg.d_in)

@@ -3,7 +3,8 @@ import { basename, join } from 'node:path';
 import { UserError } from '../io/errors.js';
 import { openCache, type CacheReader } from '../activations/cache.js';
 import { readManifest } from '../activations/manifest.js';
-import { isCheckpoint, listCheckpoints, loadCheckpoint, readCfg, WEIGHTS_FILE } from '../sae/checkpoint.js';
+import { isCheckpoint, listCheckpoints, loadCheckpoint, readCfg, weightsFileOf, WEIGHTS_FILE } from '../sae/checkpoint.js';
+import { resolveCheckpoints } from '../sae/sources.js';
 import { toTensors, disposeTensors } from '../sae/forward.js';
 import { reconOfBatches, type ReconAcc } from '../eval/reconstruction.js';
 import type { Recipe } from '../recipe/load.js';
@@ -16,17 +17,20 @@ import { disposeParams } from '../model/weights.js';
 import { requireSection, type StageOptions } from '../recipe/section.js';
 import { info, warn } from '../ui/log.js';
 
-/** The trained runs to finetune: finetune.checkpoints, or every finished run under train.out (finetunes excluded). */
-export function parentDirs(recipe: Recipe): string[] {
+/**
+ * The trained runs to finetune: finetune.checkpoints (`named`: those entries as local folders, hf:// ones
+ * downloaded), or every finished run under train.out (finetunes excluded).
+ */
+export function parentDirs(recipe: Recipe, named: readonly string[] = requireSection(recipe, 'finetune').checkpoints): string[] {
   const section = requireSection(recipe, 'finetune');
   if (section.checkpoints.length) {
-    for (const d of section.checkpoints) {
+    for (const d of named) {
       if (!isCheckpoint(d))
         throw new UserError(`${recipe.path}: finetune.checkpoints: "${d}" is not a checkpoint (no ${join(d, 'cfg.json')} and ${join(d, WEIGHTS_FILE)}). Train it first (\`sae-train train\`) or fix the path.`);
       if (existsSync(join(d, 'trainer_state')))
         throw new UserError(`${d}: its training is unfinished (trainer_state/ is present). Finish it with \`sae-train train\` before finetuning.`);
     }
-    return [...section.checkpoints];
+    return [...named];
   }
   if (!recipe.train)
     throw new UserError(`${recipe.path}: finetune.checkpoints is empty and there is no train: section to find runs in. Name them, e.g. checkpoints: [checkpoints/quickstart/<run>]`);
@@ -51,7 +55,8 @@ export async function runFinetune(recipe: Recipe, opts: StageOptions, hooks: { a
     throw new UserError(`${recipe.path}: finetune.cache: no activation cache given and no train: or harvest: section to take it from. Example: cache: cache/quickstart`);
   const manifest = readManifest(section.cache);
   const split = splitCache(manifest.tokens, section.heldout_tokens, section.cache);
-  const parents = parentDirs(recipe);
+  const sources = await resolveCheckpoints(section.checkpoints, recipe.hook_names);
+  const parents = parentDirs(recipe, sources.dirs);
   info(`finetune: ${parents.length} run(s) × ${methods.join(', ')}; cache ${section.cache}: fit on rows 0–${split.fitRows}, held-out rows ${split.heldoutStart}–${split.total}`);
   const cacheSha = sha256Of(join(section.cache, 'manifest.json'));
   // decoder_kl's GPT-2: loaded once, on first use, freed at the end.
@@ -66,14 +71,16 @@ export async function runFinetune(recipe: Recipe, opts: StageOptions, hooks: { a
   };
   try {
     for (const dir of parents) {
-      const { cfg, weights } = loadCheckpoint(dir);
+      const { cfg, weights } = loadCheckpoint(dir, sources.opts(dir));
+      if (weights.encoder && weights.encoder.inputNorm !== 'none')
+        throw new UserError(`${dir}: normalize_activations is ${weights.encoder.inputNorm}: the SAE rescales each token's input at run time, so a decoder fitted on raw activations would not fit it. Finetuning such SAEs is not supported; evaluate it as it is.`);
       if (cfg.d_in !== manifest.d_in)
         throw new UserError(`${dir}: the SAE has d_in ${cfg.d_in} but cache ${section.cache} has d_in ${manifest.d_in}. Point finetune.cache at the cache it was trained on${cfg.cache ? ` (${cfg.cache})` : ''}.`);
       if (!manifest.hooks.includes(cfg.hook_name))
         throw new UserError(`${dir}: the SAE reads hook "${cfg.hook_name}" but cache ${section.cache} has only ${manifest.hooks.join(', ')}. Point finetune.cache at a cache of that hook${cfg.cache ? ` (it was trained on ${cfg.cache})` : ''}.`);
       if (cfg.cache_manifest_sha256 && cfg.cache_manifest_sha256 !== cacheSha)
         info(`  note: ${dir} was trained on another cache than ${section.cache} (manifest sha256 differs); finetuning on this one.`);
-      const parent: ParentRun = { dir, cfg, weights, weightsSha256: sha256Of(join(dir, WEIGHTS_FILE)) };
+      const parent: ParentRun = { dir, cfg, weights, weightsSha256: sha256Of(weightsFileOf(dir)) };
       const cache = openCache(section.cache, cfg.hook_name);
       let before: Promise<ReconAcc> | undefined;
       const beforeOnce = () => (before ??= heldoutRecon(parent, cache, section.batch_size, split.heldoutStart, split.total));

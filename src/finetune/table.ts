@@ -1,5 +1,6 @@
 import type { ReconstructionMetrics, DownstreamMetrics } from '../eval/types.js';
 import type { SaeWeights } from '../sae/weights.js';
+import { sameEncoder, STANDARD_ENCODER } from '../sae/encoder.js';
 
 /** The columns of a finetune's before/after table (DESIGN.md "Metrics" names). */
 export const TABLE_METRICS = ['mse', 'explained_variance', 'l2_ratio', 'relative_reconstruction_bias', 'cosine', 'l0', 'l1'] as const;
@@ -75,6 +76,9 @@ export function checkFrozenEncoder(parent: SaeWeights, child: SaeWeights, firedB
     const b = new Uint8Array(child[k].buffer, child[k].byteOffset, child[k].byteLength);
     if (a.length !== b.length || a.some((v, i) => v !== b[i])) throw new Error(`finetune: ${k} differs from the parent's; the encoder must stay frozen bit for bit. Nothing was written.`);
   }
+  // JumpReLU's threshold and TopK's k are part of the encoder too.
+  const enc = sameEncoder(parent.encoder ?? STANDARD_ENCODER, child.encoder ?? STANDARD_ENCODER);
+  if (enc) throw new Error(`finetune: the encoder's ${enc} differs from the parent's; the encoder must stay frozen bit for bit. Nothing was written.`);
   if (l0Before !== l0After || firedBefore.some((v, i) => v !== firedAfter[i]))
     throw new Error(`finetune: L0 changed on the held-out tokens (${l0Before} → ${l0After}); a frozen encoder must fire exactly the same features. Nothing was written.`);
 }

@@ -25,6 +25,9 @@ export const HUB_FILES = ['config.json', 'model.safetensors'] as const;
 const DEFAULT_HUB = 'https://huggingface.co';
 const MAX_REDIRECTS = 10;
 
+/** A file the hub does not have (HTTP 404): callers probing for optional files catch this one. */
+export class HubFileMissing extends UserError {}
+
 /** The cache root: $SAE_TRAIN_CACHE, else $XDG_CACHE_HOME/sae-train, else ~/.cache/sae-train. */
 export function cacheRoot(): string {
   return process.env.SAE_TRAIN_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'sae-train');
@@ -124,7 +127,7 @@ export async function downloadFile(id: string, file: string, dest: string): Prom
     if (status === 404 || status === 401 || status === 403) {
       res.resume();
       const why = status === 404 ? 'not found' : 'access denied (a gated or private repo: set HF_TOKEN)';
-      throw new UserError(`${url}: ${why} (HTTP ${status}).${file === 'model.safetensors' ? ' sae-train reads model.safetensors only (never pickle .bin weights); check the id (gpt2, gpt2-medium, distilgpt2) or give a local folder.' : ' Check the model id, or give a local folder with config.json and model.safetensors.'}`);
+      throw new (status === 404 ? HubFileMissing : UserError)(`${url}: ${why} (HTTP ${status}).${file === 'model.safetensors' ? ' sae-train reads model.safetensors only (never pickle .bin weights); check the id (gpt2, gpt2-medium, distilgpt2) or give a local folder.' : ' Check the model id, or give a local folder with config.json and model.safetensors.'}`);
     }
     if (status === 416 && have > 0) {
       res.resume(); // the partial file is already whole (or longer than the file): verify it below

@@ -147,6 +147,8 @@ export const RecipeSchema = z.strictObject({
   /** Local Hugging Face folder or a hub id (gpt2, gpt2-medium, distilgpt2). */
   model: z.string().optional(),
   backend: z.enum(BACKENDS).default('auto'),
+  /** checkpoint entry (folder or hf://…) → the hook its SAE reads, for folders that do not say it (sparsify). */
+  hook_names: z.record(z.string(), z.string()).optional(),
   synth: SynthSchema.optional(),
   harvest: HarvestSchema.optional(),
   train: TrainSchema.optional(),
