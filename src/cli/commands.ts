@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs';
 import type { Stage } from './stage.js';
 import { planCommand } from './plan.js';
+import { exportCommand } from './export.js';
+import { importCommand } from './import.js';
 import { synthStage } from './synth.js';
 import { harvestStage } from './harvest.js';
 import { trainStage } from './train.js';
@@ -16,4 +18,4 @@ import { reportStage } from './report.js';
 export const STAGES: Stage[] = [synthStage, harvestStage, trainStage, finetuneStage, evalStage, consistencyStage, reportStage];
 
 /** Commands that are not stages. */
-export const EXTRA_COMMANDS: CommandModule<object, never>[] = [planCommand as CommandModule<object, never>];
+export const EXTRA_COMMANDS: CommandModule<object, never>[] = [planCommand, importCommand, exportCommand] as unknown as CommandModule<object, never>[];

@@ -9,7 +9,7 @@ export interface PairableRun {
 
 /** cfg.json keys that define what a run is, apart from its seed and dictionary size. */
 const SAME = ['architecture', 'model_name', 'hook_name', 'd_in', 'l1_coefficient', 'lr', 'tokens', 'batch_size',
-  'normalize_activations', 'decoder', 'cache_manifest_sha256', 'finetune_method'] as const;
+  'training_normalization', 'decoder', 'cache_manifest_sha256', 'finetune_method'] as const;
 
 function key(cfg: SaeCfg, extra: readonly ('d_sae' | 'seed')[]): string {
   return JSON.stringify([...SAME, ...extra].map((k) => cfg[k] ?? null));

@@ -6,6 +6,7 @@ import { fsError } from '../io/errors.js';
 import type { Run } from '../recipe/expand.js';
 import type { TrainSection } from '../recipe/schema.js';
 import { CHECKPOINT_FORMAT, type SaeCfg } from '../sae/checkpoint.js';
+import { upgradeCfg } from '../sae/cfg.js';
 import { CREATED_BY } from '../version.js';
 
 export type TrainConfig = TrainSection & { cache: string };
@@ -47,7 +48,10 @@ export function runCfg(a: { run: Run; train: TrainConfig; manifest: Manifest; ma
     tokens: t.tokens,
     batch_size: t.batch_size,
     apply_b_dec_to_input: true,
-    normalize_activations: t.normalize_activations,
+    // SAELens' meaning: what the SAE does to its input at run time. The saved weights are folded, so none;
+    // how training scaled the activations is its own key.
+    normalize_activations: 'none',
+    training_normalization: t.normalize_activations,
     activation_scale: a.activationScale,
     decoder: t.decoder,
     backend: a.backend.name,
@@ -77,7 +81,7 @@ export const ADAM_EPS = 1e-8;
 /** The keys that make two runs the same run (settings and data; not the backend, paths or derived values). */
 export const IDENTITY_KEYS = [
   'd_in', 'd_sae', 'hook_name', 'model_name', 'seed', 'l1_coefficient', 'lr', 'tokens', 'batch_size',
-  'normalize_activations', 'decoder', 'b_dec_init', 'l1_warmup_tokens', 'lr_warmup_tokens', 'lr_decay_tokens',
+  'training_normalization', 'decoder', 'b_dec_init', 'l1_warmup_tokens', 'lr_warmup_tokens', 'lr_decay_tokens',
   'adam_beta1', 'adam_beta2', 'grad_clip_norm', 'data_seed', 'shuffle_buffer_tokens', 'cache_manifest_sha256',
 ] as const;
 
@@ -86,6 +90,9 @@ export const CACHE_KEYS = ['d_in', 'cache_manifest_sha256'] as const;
 
 /** Identity keys on which two configs differ, as "key: a → b". */
 export function cfgDifferences(saved: Record<string, unknown>, wanted: Record<string, unknown>): string[] {
+  // runs written before training_normalization existed said normalize_activations: expected_norm
+  saved = upgradeCfg(saved);
+  wanted = upgradeCfg(wanted);
   return IDENTITY_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(wanted[k]))
     .map((k) => `${k}: ${JSON.stringify(saved[k])} → ${JSON.stringify(wanted[k])}`);
 }

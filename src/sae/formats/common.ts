@@ -4,6 +4,7 @@ import { hookLayer } from '../../model/gpt2.js';
 import { CHECKPOINT_FORMAT, type SaeCfg } from '../cfg.js';
 import type { EncoderSpec } from '../encoder.js';
 import type { SaeWeights } from '../weights.js';
+import { CREATED_BY } from '../../version.js';
 
 /** What a checkpoint of any format loads into: this project's cfg and weights (+ encoder description). */
 export interface LoadedSae {
@@ -17,7 +18,6 @@ export interface LoadOptions {
   hookName?: string;
 }
 
-export const CREATED_BY = 'sae-train 0.1.0';
 
 export function readJson(path: string, what: string): Record<string, unknown> {
   let text: string;

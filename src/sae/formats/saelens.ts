@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeJsonAtomic } from '../../io/atomic.js';
 import { UserError } from '../../io/errors.js';
-import { readSafetensors } from '../../io/safetensors.js';
-import type { EncoderSpec } from '../encoder.js';
+import { readSafetensors, writeSafetensors, type TensorToWrite } from '../../io/safetensors.js';
+import type { SaeCfg } from '../cfg.js';
+import { STANDARD_ENCODER, type EncoderSpec } from '../encoder.js';
+import type { SaeWeights } from '../weights.js';
 import { importedCfg, posIntKey, readJson, requireTensors, type LoadedSae, type LoadOptions } from './common.js';
 
 /**
@@ -143,4 +146,46 @@ export function readSaelens(dir: string, opts: LoadOptions = {}): LoadedSae {
     },
   });
   return { cfg, weights: { dIn, dSae, W_enc, b_enc, W_dec, b_dec, encoder } };
+}
+
+/** The SAELens config-format version written: 6.x layout (metadata block); SAELens reads older layouts differently. */
+export const SAELENS_FORMAT_VERSION = '6.0.0';
+
+/**
+ * Writes an SAE as SAELens 6.x saves one (`SAE.save_model`): cfg.json = SAEConfig.to_dict() (top-level SAE
+ * fields, `architecture`, `metadata`) and sae_weights.safetensors with the state-dict names. The weights act
+ * on raw activations, so normalize_activations is "none" unless the SAE normalises each token at run time.
+ * metadata.sae_lens_version says which config layout this is (SAELens reads cfg files without it as pre-6
+ * and drops the metadata block); sae_lens_training_version is left out and `trained_with` names this tool.
+ */
+export function writeSaelensFolder(dir: string, a: { cfg: SaeCfg; weights: SaeWeights; sparsity?: Float32Array; trainedWith: string }): string[] {
+  const { cfg, weights: w } = a;
+  const e = w.encoder ?? STANDARD_ENCODER;
+  const out: Record<string, unknown> = {
+    d_in: w.dIn, d_sae: w.dSae, dtype: 'float32', device: 'cpu',
+    apply_b_dec_to_input: e.applyBDecToInput,
+    normalize_activations: e.inputNorm,
+    reshape_activations: cfg.hook_name.endsWith('hook_z') ? 'hook_z' : 'none',
+    metadata: {
+      sae_lens_version: SAELENS_FORMAT_VERSION,
+      model_name: cfg.model_name, hook_name: cfg.hook_name, hook_head_index: null,
+      prepend_bos: cfg.prepend_bos ?? true, context_size: cfg.context_size ?? null, dataset_path: cfg.cache ?? null,
+      trained_with: a.trainedWith,
+    },
+    ...(e.architecture === 'topk' ? { k: e.k, rescale_acts_by_decoder_norm: false } : {}),
+    architecture: e.architecture,
+  };
+  const tensors: Record<string, TensorToWrite> = {
+    W_enc: { shape: [w.dIn, w.dSae], data: w.W_enc }, b_enc: { shape: [w.dSae], data: w.b_enc },
+    W_dec: { shape: [w.dSae, w.dIn], data: w.W_dec }, b_dec: { shape: [w.dIn], data: w.b_dec },
+  };
+  if (e.architecture === 'jumprelu') tensors.threshold = { shape: [w.dSae], data: e.threshold! };
+  writeSafetensors(join(dir, SAELENS_WEIGHTS), tensors, { format: 'pt' });
+  const files = [SAELENS_WEIGHTS];
+  if (a.sparsity) {
+    writeSafetensors(join(dir, 'sparsity.safetensors'), { sparsity: { shape: [w.dSae], data: a.sparsity } }, { format: 'pt' });
+    files.push('sparsity.safetensors');
+  }
+  writeJsonAtomic(join(dir, 'cfg.json'), out);
+  return [...files, 'cfg.json'];
 }

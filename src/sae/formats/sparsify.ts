@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { writeJsonAtomic } from '../../io/atomic.js';
 import { UserError } from '../../io/errors.js';
-import { readSafetensors } from '../../io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
+import type { SaeCfg } from '../cfg.js';
 import type { EncoderSpec } from '../encoder.js';
+import type { SaeWeights } from '../weights.js';
 import { importedCfg, posIntKey, readJson, requireTensors, transpose, type LoadedSae, type LoadOptions } from './common.js';
 
 /**
@@ -64,4 +67,25 @@ export function readSparsify(dir: string, opts: LoadOptions = {}): LoadedSae {
     cfg,
     weights: { dIn, dSae, W_enc: transpose(t['encoder.weight'], dSae, dIn), b_enc: t['encoder.bias'].slice(), W_dec: t.W_dec.slice(), b_dec: t.b_dec.slice(), encoder },
   };
+}
+
+/**
+ * Writes a TopK SAE as sparsify's SparseCoder.save_to_disk does: cfg.json = {**SparseCoderConfig.to_dict(),
+ * d_in} (plus hook_name, which sparsify's from_dict(drop_extra_fields=True) ignores) and sae.safetensors with
+ * the module's parameter names. Only what sparsify can run: topk, b_dec subtracted from the input, no runtime norm.
+ */
+export function writeSparsifyFolder(dir: string, a: { cfg: SaeCfg; weights: SaeWeights }): string[] {
+  const w = a.weights, e = w.encoder;
+  if (!e || e.architecture !== 'topk' || !e.applyBDecToInput || e.inputNorm !== 'none')
+    throw new UserError(`sparsify runs TopK sparse coders only (f = TopK(ReLU((x − b_dec)·Wᵀ + b))); this SAE is ${e?.architecture ?? 'standard'}` +
+      `${e && !e.applyBDecToInput ? ' without apply_b_dec_to_input' : ''}${e && e.inputNorm !== 'none' ? ` with normalize_activations ${e.inputNorm}` : ''}. Export it with --format saelens.`);
+  writeSafetensors(join(dir, SPARSIFY_WEIGHTS), {
+    'encoder.weight': { shape: [w.dSae, w.dIn], data: transpose(w.W_enc, w.dIn, w.dSae) }, 'encoder.bias': { shape: [w.dSae], data: w.b_enc },
+    W_dec: { shape: [w.dSae, w.dIn], data: w.W_dec }, b_dec: { shape: [w.dIn], data: w.b_dec },
+  }, { format: 'pt' });
+  writeJsonAtomic(join(dir, 'cfg.json'), {
+    activation: 'topk', expansion_factor: Math.max(1, Math.round(w.dSae / w.dIn)), normalize_decoder: false, num_latents: w.dSae, k: e.k,
+    multi_topk: false, skip_connection: false, transcode: false, d_in: w.dIn, hook_name: a.cfg.hook_name,
+  });
+  return [SPARSIFY_WEIGHTS, 'cfg.json'];
 }
