@@ -56,26 +56,24 @@ async function fetchFile(repo: string, file: string, dest: string, optional: boo
 }
 
 /**
- * An SAE folder from the hub: cfg.json, then the weights file of whichever layout it is (SAELens'
- * sae_weights.safetensors, else sparsify's sae.safetensors), then sparsity.safetensors and SAELens'
- * activation_scaler.json when they exist. Already cached files are not downloaded again.
+ * An SAE folder from the hub: cfg.json, then sparsity.safetensors and SAELens' activation_scaler.json when
+ * the hub has them, then the weights file of whichever layout it is (SAELens' sae_weights.safetensors, else
+ * sparsify's sae.safetensors) last: a cached folder with a weights file is complete and is not asked for again.
  */
 export async function fetchHubSae(entry: string): Promise<string> {
   const { repo, folder } = parseHfEntry(entry);
   const dir = hfCacheDir(entry);
+  if (existsSync(join(dir, 'cfg.json')) && [SAELENS_WEIGHTS, SPARSIFY_WEIGHTS].some((w) => existsSync(join(dir, w)))) return dir;
   const file = (f: string) => (folder ? `${folder}/${f}` : f);
   await fetchFile(repo, file('cfg.json'), join(dir, 'cfg.json'), false);
   const cfg = readJson(join(dir, 'cfg.json'), 'an SAE config');
-  // sparsify's cfg has no d_sae (num_latents / expansion_factor instead); SAELens' always has one.
-  const order = cfg.d_sae === undefined ? [SPARSIFY_WEIGHTS, SAELENS_WEIGHTS] : [SAELENS_WEIGHTS, SPARSIFY_WEIGHTS];
-  let found = false;
-  for (const w of order) if (!found) found = await fetchFile(repo, file(w), join(dir, w), true);
-  if (!found)
-    throw new UserError(`${hubFileUrl(repo, file(order[0]))}: the hub folder has neither ${SAELENS_WEIGHTS} nor ${SPARSIFY_WEIGHTS}. sae-train reads safetensors only (pickle .pt files are never loaded): convert them as \`sae-train import --help\` describes.`);
   await fetchFile(repo, file('sparsity.safetensors'), join(dir, 'sparsity.safetensors'), true);
   if (cfg.normalize_activations === 'expected_average_only_in' || cfg.normalize_activations === true)
     await fetchFile(repo, file(SAELENS_SCALER), join(dir, SAELENS_SCALER), true);
-  return dir;
+  // sparsify's cfg has no d_sae (num_latents / expansion_factor instead); SAELens' always has one.
+  const order = cfg.d_sae === undefined ? [SPARSIFY_WEIGHTS, SAELENS_WEIGHTS] : [SAELENS_WEIGHTS, SPARSIFY_WEIGHTS];
+  for (const w of order) if (await fetchFile(repo, file(w), join(dir, w), true)) return dir;
+  throw new UserError(`${hubFileUrl(repo, file(order[0]))}: the hub folder has neither ${SAELENS_WEIGHTS} nor ${SPARSIFY_WEIGHTS}. sae-train reads safetensors only and never unpickles .pt files: download the folder and run \`sae-train import <folder> --out DIR\` on it, which prints the conversion to safetensors.`);
 }
 
 /** Local folders for checkpoint entries (hf:// ones downloaded), with each one's hook from `hook_names`. */
