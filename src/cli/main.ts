@@ -11,7 +11,7 @@ const EPILOG = `Examples:
   sae-train train recipes/quickstart.yaml  train only (resumes a killed run)
 
 Every stage reuses finished work on a second run and says so; --fresh starts over.
-Recipe keys and defaults: recipes/README.md. Formats: DESIGN.md.`;
+Recipe keys and defaults: recipes/README.md. Formats: docs/formats.md.`;
 
 /** Runs the CLI on `argv` (without node and script); returns the exit code. Testable without a process. */
 export async function main(argv: string[]): Promise<number> {

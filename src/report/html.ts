@@ -83,7 +83,7 @@ export async function reportHtml(title: string, sections: Section[], generatedBy
 <main>
 ${body.join('\n')}
 </main>
-<footer>Metric definitions: DESIGN.md "Metrics". Regenerate with <code>sae-train report &lt;recipe&gt;</code>.</footer>
+<footer>Metric definitions: docs/formats.md (Eval outputs). Regenerate with <code>sae-train report &lt;recipe&gt;</code>.</footer>
 </body>
 </html>
 `;
