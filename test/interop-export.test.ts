@@ -1,13 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { RunMetrics } from '../src/eval/types.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { loadCheckpoint, readCfg } from '../src/sae/checkpoint.js';
-import { setQuiet } from '../src/ui/log.js';
 import { useTestBackend } from './helpers/backend.js';
+import { runMain } from './helpers/main-cli.js';
 import { randomParams, writeSaelensV6 } from './helpers/foreign-saes.js';
 import { writeRun } from './helpers/finetune-fixture.js';
 import { randomSae } from './helpers/hand-saes.js';
@@ -26,19 +25,7 @@ const root = tmpDir('sae-interop-export-');
 const modelDir = writeTinyModel(root, 'tiny', 0);
 const p = (n: string) => join(root, n);
 
-async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  setQuiet(false);
-  try {
-    return { code: await main(args), stderr };
-  } finally {
-    setQuiet(true);
-    e.mockRestore();
-    o.mockRestore();
-  }
-}
+const cli = runMain;
 
 function saelensCheck(...folders: string[]): { folder: string; ok: boolean; errors: string[]; layout: string; architecture: string; hook_name: string }[] {
   return execFileSync('python3', ['test/saelens_config_check.py', ...folders], { encoding: 'utf8' }).trim().split('\n').map((l) => JSON.parse(l));

@@ -1,14 +1,13 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { ConsistencyFile } from '../src/consistency/consistency-types.js';
 import type { RunMetrics } from '../src/eval/types.js';
 import type { FinetuneReport } from '../src/finetune/table.js';
 import { gaussianArray, makeRng } from '../src/io/rng.js';
 import { loadCheckpoint } from '../src/sae/checkpoint.js';
-import { setQuiet } from '../src/ui/log.js';
 import { useTestBackend } from './helpers/backend.js';
+import { runMain } from './helpers/main-cli.js';
 import { randomParams, writeSaelensV6, writeSparsify } from './helpers/foreign-saes.js';
 import { writeCache } from './helpers/finetune-fixture.js';
 import { tmpDir } from './helpers/tmp.js';
@@ -28,19 +27,7 @@ const corpus = join(root, 'text.txt');
 const cache = join(root, 'cache');
 const sl = (n: string) => join(root, 'saes', n);
 
-async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  setQuiet(false);
-  try {
-    return { code: await main(args), stderr };
-  } finally {
-    setQuiet(true);
-    e.mockRestore();
-    o.mockRestore();
-  }
-}
+const cli = runMain;
 
 function recipe(name: string, body: string): string {
   const p = join(root, `${name}.yaml`);

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
+import { hookLayer } from '../model/gpt2.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { CHECKPOINT_FORMAT, encoderOf, isPlainEncoder, SaeCfgSchema, upgradeCfg, type SaeCfg } from './cfg.js';
 import type { LoadOptions } from './formats/common.js';
@@ -54,10 +55,10 @@ export function readCfg(dir: string, opts: LoadOptions = {}): SaeCfg {
     const f = detectForeign(dir);
     if (f) return readForeign(dir, f, opts).cfg;
   }
-  return readOwnCfg(dir);
+  return readOwnCfg(dir, opts);
 }
 
-function readOwnCfg(dir: string): SaeCfg {
+function readOwnCfg(dir: string, opts: LoadOptions): SaeCfg {
   const path = join(dir, CFG_FILE);
   let json: unknown;
   try {
@@ -71,7 +72,8 @@ function readOwnCfg(dir: string): SaeCfg {
     const i = r.error.issues[0];
     throw new UserError(`${path}: key "${i.path.join('.')}": ${i.message}. Is this a sae-train checkpoint (format ${CHECKPOINT_FORMAT})?`);
   }
-  return r.data;
+  // the recipe's hook_names overrides what the folder says
+  return opts.hookName ? { ...r.data, hook_name: opts.hookName, hook_layer: hookLayer({ n_layer: -1 }, opts.hookName) } : r.data;
 }
 
 /**
@@ -88,7 +90,7 @@ export function loadCheckpoint(dir: string, opts: LoadOptions = {}): { cfg: SaeC
       return r;
     }
   }
-  const cfg = readOwnCfg(dir);
+  const cfg = readOwnCfg(dir, opts);
   const path = join(dir, WEIGHTS_FILE);
   const { tensors } = readSafetensors(path);
   const shapes = weightShapes(cfg.d_in, cfg.d_sae);
@@ -117,7 +119,13 @@ export function listCheckpoints(root: string): string[] {
   if (!existsSync(root)) return [];
   const out: string[] = [];
   const walk = (dir: string, depth: number) => {
-    if (isCheckpoint(dir)) out.push(dir);
+    let found = false;
+    try {
+      found = isCheckpoint(dir);
+    } catch {
+      // a folder of pickles under train.out is not a run; named checkpoints report the refusal instead
+    }
+    if (found) out.push(dir);
     if (depth === 0) return;
     for (const e of readdirSync(dir)) {
       const p = join(dir, e);
