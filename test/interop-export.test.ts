@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RunMetrics } from '../src/eval/types.js';
@@ -8,7 +8,8 @@ import { loadCheckpoint, readCfg } from '../src/sae/checkpoint.js';
 import { useTestBackend } from './helpers/backend.js';
 import { runMain } from './helpers/main-cli.js';
 import { randomParams, writeSaelensV6 } from './helpers/foreign-saes.js';
-import { writeRun } from './helpers/finetune-fixture.js';
+import { writeCache, writeRun } from './helpers/finetune-fixture.js';
+import { gaussianArray, makeRng } from '../src/io/rng.js';
 import { randomSae } from './helpers/hand-saes.js';
 import { tmpDir } from './helpers/tmp.js';
 import { writeTinyModel } from './helpers/tiny-model.js';
@@ -47,19 +48,28 @@ beforeAll(async () => {
     expect(r.code).toBe(0);
   }
   for (const [src, out] of [['orig-sl', 'orig-back'], ['jr-sl', 'jr-back'], ['tk-sp', 'tk-back']]) expect((await cli(['import', p(src), '--out', p(out)])).code).toBe(0);
+  // a run trained here, with the default expected_norm training normalisation
+  writeCache(p('cache'), HOOK, gaussianArray(makeRng('c'), 2000 * D, 3), D);
+  writeFileSync(p('train.yaml'), `name: tr\nbackend: wasm\ntrain:\n  cache: ${JSON.stringify(p('cache'))}\n  d_sae: 32\n  batch_size: 64\n  tokens: 640\n  l1_warmup_tokens: 64\n  lr_warmup_tokens: 64\n  lr_decay_tokens: 128\n  out: ${JSON.stringify(p('trained'))}\n`);
+  expect((await cli(['train', p('train.yaml')])).code).toBe(0);
 });
 
 describe('export and import', () => {
   it('SAELens 6.x loads the exports and this project\'s run folders as they are (its config rules, checked in Python)', () => {
-    const rows = saelensCheck(p('orig'), p('jr-run'), p('tk-run'), p('orig-sl'), p('jr-sl'), p('tk-sl'), p('old'));
-    for (const r of rows.slice(0, 6)) {
+    const trained = readdirSync(p('trained')).map((d) => join(p('trained'), d));
+    expect(trained).toHaveLength(1);
+    const t = JSON.parse(readFileSync(join(trained[0], 'cfg.json'), 'utf8'));
+    expect([t.normalize_activations, t.training_normalization]).toEqual(['none', 'expected_norm']);
+    expect(t.activation_scale).not.toBe(1);
+    const rows = saelensCheck(p('orig'), p('jr-run'), p('tk-run'), p('orig-sl'), p('jr-sl'), p('tk-sl'), trained[0], p('old'));
+    for (const r of rows.slice(0, 7)) {
       expect(r.errors, r.folder).toEqual([]);
       expect(r.hook_name).toBe(HOOK);
     }
-    expect(rows.map((r) => r.layout)).toEqual(['pre-6', 'pre-6', 'pre-6', 'v6', 'v6', 'v6', 'pre-6']);
-    expect(rows.map((r) => r.architecture).slice(0, 6)).toEqual(['standard', 'jumprelu', 'topk', 'standard', 'jumprelu', 'topk']);
+    expect(rows.map((r) => r.layout)).toEqual(['pre-6', 'pre-6', 'pre-6', 'v6', 'v6', 'v6', 'pre-6', 'pre-6']);
+    expect(rows.map((r) => r.architecture).slice(0, 7)).toEqual(['standard', 'jumprelu', 'topk', 'standard', 'jumprelu', 'topk', 'standard']);
     // the old cfg.json said expected_norm, which SAELens refuses; today's says none + training_normalization
-    expect(rows[6].errors.join(' ')).toContain("normalize_activations 'expected_norm'");
+    expect(rows[7].errors.join(' ')).toContain("normalize_activations 'expected_norm'");
     const cfg = JSON.parse(readFileSync(join(p('orig-sl'), 'cfg.json'), 'utf8'));
     expect(cfg.normalize_activations).toBe('none');
     expect(cfg.metadata).toMatchObject({ model_name: 'tiny', hook_name: HOOK, hook_head_index: null, context_size: 16, prepend_bos: true });

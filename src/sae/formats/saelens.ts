@@ -84,7 +84,7 @@ export function readSaelens(dir: string, opts: LoadOptions = {}): LoadedSae {
     throw new UserError(`${cfgPath}: normalize_activations "${String(norm)}" is not one of SAELens' values (${SAELENS_NORMS.join(', ')}).`);
   const apply = flat.apply_b_dec_to_input === undefined ? true : flat.apply_b_dec_to_input === true;
   const hookName = opts.hookName ?? (typeof meta.hook_name === 'string' ? meta.hook_name : undefined);
-  if (!hookName) throw new UserError(`${cfgPath}: no hook_name${v6 ? ' in metadata' : ''}. Say which hook the SAE reads in the recipe: hook_names: { "${dir}": blocks.8.hook_resid_pre }.`);
+  if (!hookName) throw new UserError(`${cfgPath}: no hook_name${v6 ? ' in metadata' : ''}. Say which hook the SAE reads in the recipe, hook_names: { "${dir}": blocks.8.hook_resid_pre }, or with --hook-name (import, export).`);
   if (meta.hook_head_index !== undefined && meta.hook_head_index !== null)
     throw new UserError(`${cfgPath}: hook_head_index ${String(meta.hook_head_index)}: SAEs on a single attention head are not supported (sae-train splices whole hooks).`);
 

@@ -52,7 +52,7 @@ export function readSparsify(dir: string, opts: LoadOptions = {}): LoadedSae {
   const folder = basename(resolve(dir));
   const hookName = opts.hookName ?? (typeof raw.hook_name === 'string' ? raw.hook_name : undefined) ?? hookOfHookpoint(folder);
   if (!hookName)
-    throw new UserError(`${dir}: a sparsify folder does not say which hook it reads (its hookpoint "${folder}" is not a GPT-2 block name). Say it in the recipe: hook_names: { "${dir}": blocks.6.hook_resid_post }.`);
+    throw new UserError(`${dir}: a sparsify folder does not say which hook it reads (its hookpoint "${folder}" is not a GPT-2 block name). Say it in the recipe, hook_names: { "${dir}": blocks.6.hook_resid_post }, or with --hook-name (import, export).`);
 
   const { tensors } = readSafetensors(wPath);
   const t = requireTensors(wPath, tensors, { 'encoder.weight': [dSae, dIn], 'encoder.bias': [dSae], W_dec: [dSae, dIn], b_dec: [dIn] },
