@@ -58,6 +58,7 @@ export function runCfg(a: { run: Run; train: TrainConfig; manifest: Manifest; ma
     backend_detail: a.backend.detail,
     dtype: 'float32',
     context_size: manifest.context_size,
+    prepend_bos: manifest.prepend_bos,
     cache_manifest_sha256: a.manifestSha,
     cache: t.cache,
     parent: null,
