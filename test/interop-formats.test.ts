@@ -7,6 +7,8 @@ import { gaussianArray, makeRng } from '../src/io/rng.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { isCheckpoint, loadCheckpoint } from '../src/sae/checkpoint.js';
 import { decode, disposeTensors, encode, reconstruct, toTensors } from '../src/sae/forward.js';
+import { cloneWeights } from '../src/sae/weights.js';
+import { checkFrozenEncoder } from '../src/finetune/table.js';
 import { useTestBackend } from './helpers/backend.js';
 import { randomParams, writeSaelensV5, writeSaelensV6, writeSparsify, type Params } from './helpers/foreign-saes.js';
 import { tmpDir } from './helpers/tmp.js';
@@ -103,6 +105,15 @@ describe('SAELens and sparsify folders → sae-train', () => {
     expect(a.architecture).toBe('jumprelu');
     expect(Array.from(a.threshold!)).toEqual(Array.from(p.threshold));
     expect([b.architecture, b.k]).toEqual(['topk', 3]);
+    // the finetune's frozen-encoder check covers them
+    const parent = loadCheckpoint(jr).weights, fired = new Float64Array(D_SAE);
+    expect(() => checkFrozenEncoder(parent, cloneWeights(parent), fired, fired, 1, 1)).not.toThrow();
+    const moved = cloneWeights(parent);
+    moved.encoder!.threshold![7] += 1e-3;
+    expect(() => checkFrozenEncoder(parent, moved, fired, fired, 1, 1)).toThrow(/encoder's threshold differs/);
+    const tkw = loadCheckpoint(tk).weights, otherK = cloneWeights(tkw);
+    otherK.encoder!.k = 4;
+    expect(() => checkFrozenEncoder(tkw, otherK, fired, fired, 1, 1)).toThrow(/encoder's k 3 → 4 differs/);
   });
 });
 

@@ -120,6 +120,9 @@ describe('hf:// checkpoints', () => {
     expect(log.some((l) => l.path.endsWith('h.0/sae.safetensors'))).toBe(true);
     expect(log.some((l) => l.path.endsWith('h.0/sae_weights.safetensors'))).toBe(false);
     expect(loadCheckpoint(out).weights.encoder).toMatchObject({ architecture: 'topk', k: 3 });
+    // the recipe's hook_names may key an hf:// entry
+    const r = await resolveCheckpoints(['hf://org/saes/h.0'], { 'hf://org/saes/h.0': 'blocks.1.hook_resid_pre' });
+    expect(loadCheckpoint(r.dirs[0], r.opts(r.dirs[0])).cfg.hook_name).toBe('blocks.1.hook_resid_pre');
   });
 
   it('names the URL when the folder is not on the hub', async () => {
