@@ -3,8 +3,9 @@
  * equal bins [j·w, (j+1)·w) starting at 0, w a power of two per feature. When a value falls past the last
  * bin, w doubles and neighbouring bins merge (old edges are a superset of the new ones, so no count moves
  * between bins wrongly). The result equals numpy.histogram(acts, bins = w·arange(nb + 1)) for the final w.
- * The first value fixes the starting w: the smallest power of two with value < nb·w / 2 ... so the first
- * value lands in the lower half and early values keep fine bins.
+ * The first value fixes the starting w: the smallest power of two with value < (nb/2)·w, so it lands in the
+ * upper half of the lower half of the bins and later, larger values have room before a doubling; the
+ * largest value always lies in the upper three quarters of the range (at least nb/4 bins in use).
  */
 
 export interface Histograms {
