@@ -9,6 +9,7 @@ import { addFeatureBatch, emptyFeatureAcc } from '../src/features/accumulate.js'
 import { addToHistogram, emptyHistograms, histogramOf } from '../src/features/histogram.js';
 import { logitEffects } from '../src/features/logit_effects.js';
 import { emptyTopK, pushTopK, sortedTopK } from '../src/features/topk.js';
+import { exportNeuronpedia } from '../src/features/neuronpedia.js';
 import { CONTEXTS_ARROW, FEATURES_ARROW, FEATURES_JSON, type FeaturesMeta } from '../src/features/format.js';
 import { writeGpt2Folder } from '../src/model/load.js';
 import { randomGpt2Weights } from '../src/model/weights.js';
@@ -260,5 +261,45 @@ o = np.argsort(L, axis=1, kind='stable')[:, :4]; out('bot', o); out('botv', np.t
       (col('logit_pos_values').get(i)!.toArray() as Float32Array).forEach((v, r) => expect(Math.abs(v - ref.topv[i * 4 + r])).toBeLessThan(1e-5));
       (col('logit_neg_values').get(i)!.toArray() as Float32Array).forEach((v, r) => expect(Math.abs(v - ref.botv[i * 4 + r])).toBeLessThan(1e-5));
     }
+  });
+
+  it('exports Neuronpedia batch files in SAELens\' layout, from the eval run or from the checkpoint', () => {
+    const np = join(root, 'np');
+    const r = exportNeuronpedia(join(out, 'run'), np, { featuresPerBatch: 2, modelId: 'tiny-gpt2' });
+    expect(r).toEqual({ files: ['skipped_indexes.json', 'batch-1.json', 'batch-2.json', 'batch-3.json'], features: NF, skipped: 1 });
+    const skipped = JSON.parse(readFileSync(join(np, 'skipped_indexes.json'), 'utf8'));
+    expect(skipped).toEqual({ model_id: 'tiny-gpt2', layer: '0', sae_id: 'run', log_sparsity: -5, skipped_indexes: [NF] });
+    const tok = gpt2Tokenizer();
+    const feats = readArrowTable(join(out, 'run', FEATURES_ARROW));
+    const all: Record<string, any>[] = [];
+    for (const f of r.files.slice(1)) {
+      const b = JSON.parse(readFileSync(join(np, f), 'utf8'));
+      expect(Object.keys(b).sort()).toEqual(['features', 'layer', 'model_id', 'n_batches_to_sample_from', 'n_prompts_to_select', 'sae_id']);
+      all.push(...b.features);
+    }
+    expect(all.map((f) => f.featureIndex)).toEqual([0, 1, 2, 3, 4]);
+    for (const f of all) {
+      const j = f.featureIndex as number;
+      expect(f.pos_str).toEqual(Array.from(feats.getChild('logit_pos_ids')!.get(j)!.toArray() as Int32Array, (t) => tok.decode([t])));
+      expect(f.pos_values).toHaveLength(4);
+      expect(f.neg_values[0]).toBeLessThanOrEqual(f.neg_values[3]);
+      expect(f.frac_nonzero).toBeCloseTo(feats.getChild('frequency')!.get(j), 12);
+      expect(f.freq_hist_data_bar_heights.reduce((a: number, b: number) => a + b, 0)).toBe(feats.getChild('fired')!.get(j));
+      expect(f.logits_hist_data_bar_heights.reduce((a: number, b: number) => a + b, 0)).toBe(config.vocab_size);
+      expect(f.activations).toHaveLength(K);
+      for (const a of f.activations) {
+        expect(a.tokens).toHaveLength(a.values.length);
+        expect(a.tokens).toContain(tok.decode([chosen[j]]));
+        expect(a.maxValue).toBe(Math.max(...a.values));
+        expect(a.binMin).toBe(-1);
+      }
+      expect(f.activations[0].maxValue).toBeCloseTo(feats.getChild('max_act')!.get(j), 2);
+    }
+    // a checkpoint folder with the eval.out that evaluated it gives the same files
+    const np2 = join(root, 'np2');
+    exportNeuronpedia(ck, np2, { featuresPerBatch: 2, modelId: 'tiny-gpt2', evalOut: out });
+    expect(readFileSync(join(np2, 'batch-2.json'), 'utf8')).toBe(readFileSync(join(np, 'batch-2.json'), 'utf8'));
+    expect(() => exportNeuronpedia(ck, join(root, 'np3'))).toThrow(/checkpoint without feature files.*sae-train eval/);
+    expect(() => exportNeuronpedia(root, join(root, 'np3'))).toThrow(/neither an eval run folder/);
   });
 });
