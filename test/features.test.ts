@@ -18,6 +18,7 @@ import type { SaeWeights } from '../src/sae/weights.js';
 import { useTestBackend } from './helpers/backend.js';
 import { numpy, writeRun } from './helpers/finetune-fixture.js';
 import { tmpDir } from './helpers/tmp.js';
+import { CHROMIUM, inspectPage } from './helpers/chromium.js';
 import { tinyConfig } from './helpers/tiny-model.js';
 
 beforeAll(useTestBackend);
@@ -176,21 +177,34 @@ describe('eval.features on a tiny GPT-2 with features that fire on known tokens'
   const ck = join(root, 'ck', 'run');
   const out = join(root, 'eval');
   const K = 3, CW = 2;
+  // a seed partner whose feature j is feature PERM[j] of `run` (decoder matching must find it) and a finetune (same index)
+  const PERM = [3, 0, 4, 1, 2, 5];
+  const permuted: SaeWeights = { ...sae, W_enc: new Float32Array(D * dSae), b_enc: Float32Array.from(PERM, (p) => sae.b_enc[p]), W_dec: new Float32Array(dSae * D) };
+  PERM.forEach((p, j) => {
+    for (let d = 0; d < D; d++) permuted.W_enc[d * dSae + j] = sae.W_enc[d * dSae + p];
+    permuted.W_dec.set(sae.W_dec.subarray(p * D, (p + 1) * D), j * D);
+  });
+  const ck1 = join(root, 'ck', 'run1'), ckFt = join(ck, 'finetuned-scale');
+  const html = join(root, 'reports', 'feat.html');
 
   beforeAll(async () => {
     writeRun(ck, sae, hook);
+    writeRun(ck1, permuted, hook, { seed: 1 });
+    writeRun(ckFt, { ...sae, W_dec: Float32Array.from(sae.W_dec, (x) => 0.8 * x) }, hook, { parent: ck, finetune_method: 'scale' });
     writeFileSync(join(root, 'text.txt'), TEXT);
     writeFileSync(join(root, 'r.yaml'), `name: feat\nmodel: ${JSON.stringify(modelDir)}\nbackend: wasm\neval:
   corpus: [${JSON.stringify(join(root, 'text.txt'))}]
   context_size: ${T}
   tokens: 160
   batch_size: 4
-  checkpoints: [${JSON.stringify(ck)}]
+  checkpoints: [${JSON.stringify(ck)}, ${JSON.stringify(ck1)}, ${JSON.stringify(ckFt)}]
   topk: []
   drop_lowest: []
   prompts: []
   features: { contexts_per_feature: ${K}, context_window: ${CW}, logit_tokens: 4 }
   out: ${JSON.stringify(out)}
+report:
+  out: ${JSON.stringify(html)}
 `);
     expect(await main(['eval', join(root, 'r.yaml')])).toBe(0);
   }, 120_000);
@@ -302,4 +316,42 @@ o = np.argsort(L, axis=1, kind='stable')[:, :4]; out('bot', o); out('botv', np.t
     expect(() => exportNeuronpedia(ck, join(root, 'np3'))).toThrow(/checkpoint without feature files.*sae-train eval/);
     expect(() => exportNeuronpedia(root, join(root, 'np3'))).toThrow(/neither an eval run folder/);
   });
+
+  it('the report links one companion browser per run and stays script-free', async () => {
+    expect(await main(['report', join(root, 'r.yaml')])).toBe(0);
+    const page = readFileSync(html, 'utf8');
+    for (const r of ['run', 'run1', 'run__finetuned-scale']) expect(page).toContain(`<a href="feat.features/${r}.html">`);
+    expect(page.match(/<script/gi)).toBeNull();
+    const b = readFileSync(join(root, 'reports', 'feat.features', 'run.html'), 'utf8');
+    // self-contained: nothing fetched (the only URL is the SVG namespace, an identifier)
+    expect(b.replace(/http:\/\/www\.w3\.org\/2000\/svg/g, '').match(/https?:|<link|\bsrc=|@import|url\(/gi)).toBeNull();
+  });
+
+  it.skipIf(!CHROMIUM)('the browser renders offline, finds a feature by token and shows partners side by side', async () => {
+    const tok = gpt2Tokenizer();
+    const j = 2, q = tok.decode([chosen[j]]);
+    const r = await inspectPage(join(root, 'reports', 'feat.features', 'run.html'), `(() => {
+      const ids = featureBrowser.search(${JSON.stringify(q)});
+      featureBrowser.select(${j});
+      const panels = [...document.querySelectorAll('.panel')].map((p) => [p.dataset.run, Number(p.dataset.feature)]);
+      const hits = [...document.querySelectorAll('.panel')][0].querySelectorAll('.tok.hit');
+      const coloured = [...document.querySelectorAll('.panel')][0].querySelectorAll('.tok[style]').length;
+      featureBrowser.search('');
+      const byMax = featureBrowser.sort('max', -1);
+      return { ids, panels, hits: [...hits].map((h) => h.textContent), coloured, byMax, bars: document.querySelectorAll('svg.hist rect').length };
+    })()`);
+    expect(r.errors).toEqual([]);
+    expect(r.requests).toEqual([]);
+    const v = r.value as { ids: number[]; panels: [string, number][]; hits: string[]; coloured: number; byMax: number[]; bars: number };
+    expect(v.ids).toContain(j);
+    expect(v.panels).toEqual([['run', j], ['seed 1 (run1)', PERM.indexOf(j)]]);
+    expect(v.hits).toEqual(Array(K).fill(q.replace(/\n/g, '⏎')));
+    expect(v.coloured).toBeGreaterThanOrEqual(K);
+    expect(v.bars).toBeGreaterThan(0);
+    const maxAct = Array.from(readArrowTable(join(out, 'run', FEATURES_ARROW)).getChild('max_act')!.toArray() as Float32Array);
+    expect(v.byMax.slice(0, NF)).toEqual([...Array(NF).keys()].sort((a, b) => maxAct[b] - maxAct[a] || a - b));
+    const ft = await inspectPage(join(root, 'reports', 'feat.features', 'run__finetuned-scale.html'), `featureBrowser.select(1), [...document.querySelectorAll('.panel')].map((p) => [p.dataset.run, Number(p.dataset.feature)])`);
+    expect(ft.errors).toEqual([]);
+    expect(ft.value).toEqual([['run__finetuned-scale', 1], ['parent (run)', 1]]);
+  }, 120_000);
 });
