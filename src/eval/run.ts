@@ -172,7 +172,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
     info(`\nresults (${W * T} tokens):`);
     for (const m of runs) info(describeRun(m));
     for (const a of aao) info(describeSet(a));
-    info(`wrote ${section.out}/: summary.json, summary.csv, all_at_once.json, correlation.json, samples.md, and per run metrics.json, per_token.arrow, sequences.arrow`);
+    info(`wrote ${section.out}/: summary.json, summary.csv, all_at_once.json, correlation.json, samples.md, and per run metrics.json, per_token.arrow, sequences.arrow${shared.features ? ', features.arrow, feature_contexts.arrow, features.json' : ''}`);
   }
   if (failures.length)
     throw new UserError(`eval failed for ${failures.length} of ${dirs.length} checkpoint(s) (the others' results are written):\n${failures.map((f) => `  ${f.run}: ${f.error}`).join('\n')}`);

@@ -104,7 +104,7 @@ aside input { width: 100%; padding: 5px 8px; font-size: 13px; }
 #list tr.sel td { background: #e6efff; }
 #list tbody tr { cursor: pointer; }
 main { flex: 1; padding: 10px 20px; display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; min-width: 0; }
-.panel { flex: 1 1 520px; min-width: 420px; border: 1px solid #dfe3ea; border-radius: 6px; padding: 10px 12px; }
+.panel { flex: 1 1 400px; min-width: 360px; border: 1px solid #dfe3ea; border-radius: 6px; padding: 10px 12px; }
 .panel h2 { font-size: 15px; margin: 0 0 4px; }
 .stats span { margin-right: 14px; }
 .ctx { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; padding: 3px 0; border-bottom: 1px solid #f0f2f5; white-space: pre-wrap; word-break: break-all; }
