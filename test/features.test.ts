@@ -10,6 +10,8 @@ import { addToHistogram, emptyHistograms, histogramOf } from '../src/features/hi
 import { logitEffects } from '../src/features/logit_effects.js';
 import { emptyTopK, pushTopK, sortedTopK } from '../src/features/topk.js';
 import { exportNeuronpedia } from '../src/features/neuronpedia.js';
+import { featuresConfig } from '../src/features/config.js';
+import { EvalFeaturesSchema, EvalSchema } from '../src/recipe/schema.js';
 import { CONTEXTS_ARROW, FEATURES_ARROW, FEATURES_JSON, type FeaturesMeta } from '../src/features/format.js';
 import { writeGpt2Folder } from '../src/model/load.js';
 import { randomGpt2Weights } from '../src/model/weights.js';
@@ -28,6 +30,16 @@ function fullSortTopK(vals: number[], pos: number[], k: number): { values: numbe
   const idx = vals.map((_, i) => i).sort((a, b) => vals[b] - vals[a] || pos[a] - pos[b]).slice(0, k);
   return { values: idx.map((i) => vals[i]), positions: idx.map((i) => pos[i]) };
 }
+
+describe('eval.features settings', () => {
+  it('is on by default with the schema\'s defaults, off with false, and rejects unknown keys', () => {
+    const on = featuresConfig(EvalSchema.parse({ corpus: 'x', out: 'o' }).features);
+    expect(on).toEqual({ maxFeatures: null, contextsPerFeature: 20, contextWindow: 8, logitTokens: 10, bins: 40 });
+    expect(featuresConfig(false)).toBeNull();
+    expect(featuresConfig(EvalFeaturesSchema.parse({ max_features: 100, context_window: 0 }))).toMatchObject({ maxFeatures: 100, contextWindow: 0, contextsPerFeature: 20 });
+    expect(EvalSchema.safeParse({ corpus: 'x', out: 'o', features: { max_feature: 3 } }).success).toBe(false);
+  });
+});
 
 describe('bounded top-k', () => {
   it('equals a full sort, ties included, for every k and feature', () => {
