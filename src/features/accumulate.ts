@@ -71,6 +71,9 @@ export function addFeatureBatch(acc: FeatureAcc, fBF: Float32Array, w0: number, 
   if (!Number.isInteger(rows) || rows % T) throw new Error(`addFeatureBatch: ${fBF.length} values are not whole windows of ${T} tokens × ${dSae} features`);
   const k = heaps.k, ctx = acc.ctx;
   const p0 = w0 * T;
+  // one callback for the whole batch (a closure inside the loop would allocate a scope per token × feature)
+  let base = 0;
+  const move = (from: number, to: number) => { ctx.copyWithin((base + to) * C, (base + from) * C, (base + from + 1) * C); };
   for (let r = 0; r < rows; r++) {
     const t = r % T, rw = r - t; // first row of this window
     const cd = ceDiff && t < T - 1 ? ceDiff[(rw / T) * (T - 1) + t] : NaN;
@@ -88,8 +91,8 @@ export function addFeatureBatch(acc: FeatureAcc, fBF: Float32Array, w0: number, 
       }
       const pos = p0 + r;
       if (!entersTopK(heaps, i, v, pos)) continue;
-      const base = i * k;
-      const s = pushTopK(heaps, i, v, pos, (from, to) => ctx.copyWithin((base + to) * C, (base + from) * C, (base + from + 1) * C));
+      base = i * k;
+      const s = pushTopK(heaps, i, v, pos, move);
       const c0 = (base + s) * C;
       for (let j = 0; j < C; j++) {
         const tt = t - cw + j;
