@@ -21,6 +21,11 @@ import { useTestBackend } from './helpers/backend.js';
 import { numpy, writeRun } from './helpers/finetune-fixture.js';
 import { tmpDir } from './helpers/tmp.js';
 import { CHROMIUM, inspectPage } from './helpers/chromium.js';
+import { writeFeatureBrowsers } from '../src/report/features.js';
+import type { Summary } from '../src/eval/types.js';
+import type { Recipe } from '../src/recipe/load.js';
+
+const EvalRecipeStub = (evalOut: string) => ({ name: 'feat', eval: { out: evalOut } }) as unknown as Recipe;
 import { tinyConfig } from './helpers/tiny-model.js';
 
 beforeAll(useTestBackend);
@@ -365,5 +370,27 @@ o = np.argsort(L, axis=1, kind='stable')[:, :4]; out('bot', o); out('botv', np.t
     const ft = await inspectPage(join(root, 'reports', 'feat.features', 'run__finetuned-scale.html'), `featureBrowser.select(1), [...document.querySelectorAll('.panel')].map((p) => [p.dataset.run, Number(p.dataset.feature)])`);
     expect(ft.errors).toEqual([]);
     expect(ft.value).toEqual([['run__finetuned-scale', 1], ['parent (run)', 1]]);
+  }, 120_000);
+
+  it.skipIf(!CHROMIUM)('large SAEs: pages of features, each listing and searching all of them', async () => {
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
+    const paged = join(root, 'paged', 'p.html');
+    const links = writeFeatureBrowsers(EvalRecipeStub(out), summary.runs, paged, 2);
+    const link = links.find((l) => l.run === 'run')!;
+    expect(link.pages).toBe(3);
+    const dir = join(root, 'paged', 'p.features');
+    const q = gpt2Tokenizer().decode([chosen[4]]);
+    const first = await inspectPage(join(dir, 'run.html'), `({ ids: featureBrowser.search(${JSON.stringify(q)}), page: featureBrowser.pageOf(4), here: featureBrowser.pageOf(1),
+      sel: Number(document.querySelector('.panel').dataset.feature) })`);
+    expect(first.errors).toEqual([]);
+    const v = first.value as { ids: number[]; page: string; here: null; sel: number };
+    expect(v.ids).toContain(4);
+    expect(v.page).toBe('run.2.html');
+    expect(v.here).toBeNull();
+    expect(v.sel).toBeLessThan(2);
+    const third = await inspectPage(join(dir, 'run.2.html'), `featureBrowser.select(4), [...document.querySelectorAll('.panel')].map((p) => [p.dataset.run, Number(p.dataset.feature), p.querySelectorAll('.ctx').length])`);
+    expect(third.errors).toEqual([]);
+    expect(third.requests).toEqual([]);
+    expect(third.value).toEqual([['run', 4, K], ['seed 1 (run1)', PERM.indexOf(4), K]]);
   }, 120_000);
 });

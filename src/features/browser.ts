@@ -23,30 +23,49 @@ export interface BrowserInput {
   run: RunFeatures;
   partners: BrowserPartner[];
   tokenStr: (id: number) => string;
+  /** features [from, to) whose details this page holds; `pages[k]` (file names, same folder) holds [k·per, (k+1)·per) */
+  range?: { from: number; to: number; per: number; pages: string[] };
 }
+
+/** Features whose details one page holds: a 24,576-feature SAE in one page would be ~95 MB (measured ~4 MB per 1,024). */
+export const FEATURES_PER_PAGE = 2048;
 
 const r4 = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(4)) : null);
 
-/** One run's arrays in the compact JSON the page reads; `vocab` collects the token ids it uses. */
-function runJson(rf: RunFeatures, vocab: Set<number>): Record<string, unknown> {
-  const { n, bins, k } = rf;
-  const ctx: unknown[][] = Array.from({ length: n }, () => []);
-  const c = rf.contexts, C = c.C;
+/**
+ * One run's arrays in the compact JSON the page reads: list columns for every feature (stats, up to 5
+ * distinct activating tokens `tt`, up to 3 promoted tokens `lt`, for the list and the search), details
+ * (contexts, histogram, logit effects) only for the features `detail` accepts (null for the others).
+ * `vocab` collects the token ids the page shows.
+ */
+function runJson(rf: RunFeatures, vocab: Set<number>, detail: (i: number) => boolean): Record<string, unknown> {
+  const { n, bins } = rf;
+  const c = rf.contexts, C = c.C, mid = (C - 1) / 2;
+  const ctx: (unknown[][] | null)[] = Array.from({ length: n }, (_, i) => (detail(i) ? [] : null));
+  const tt: number[][] = Array.from({ length: n }, () => []);
   for (let r = 0; r < c.rows; r++) {
+    const i = c.feature[r], centre = c.tokens[r * C + mid];
+    if (tt[i].length < 5 && !tt[i].includes(centre)) { tt[i].push(centre); vocab.add(centre); }
+    const list = ctx[i];
+    if (!list) continue;
     const toks = Array.from(c.tokens.subarray(r * C, (r + 1) * C));
     toks.forEach((t) => t >= 0 && vocab.add(t));
-    ctx[c.feature[r]].push([r4(c.activation[r]), c.seq[r], c.pos[r], toks, Array.from(c.acts.subarray(r * C, (r + 1) * C), r4)]);
+    list.push([r4(c.activation[r]), c.seq[r], c.pos[r], toks, Array.from(c.acts.subarray(r * C, (r + 1) * C), r4)]);
   }
   const lg = rf.logits;
   const pairs = (ids: Int32Array, vals: Float32Array, i: number) => {
+    if (!detail(i)) return null;
     const out: [number, number | null][] = [];
     for (let j = 0; j < lg!.L; j++) if (ids[i * lg!.L + j] >= 0) { vocab.add(ids[i * lg!.L + j]); out.push([ids[i * lg!.L + j], r4(vals[i * lg!.L + j])]); }
     return out;
   };
+  const lt = lg ? Array.from({ length: n }, (_, i) => Array.from(lg.posIds.subarray(i * lg.L, i * lg.L + Math.min(3, lg.L))).filter((t) => t >= 0)) : null;
+  lt?.forEach((ids) => ids.forEach((t) => vocab.add(t)));
   return {
-    n, k, C, tokens: rf.meta.tokens,
-    freq: Array.from(rf.frequency, r4), max: Array.from(rf.maxAct, r4), mean: Array.from(rf.meanAct, r4), ce: Array.from(rf.ceDiffActive, r4),
-    histW: Array.from(rf.histWidth, r4), hist: Array.from({ length: n }, (_, i) => (rf.histWidth[i] > 0 ? Array.from(rf.histCounts.subarray(i * bins, (i + 1) * bins)) : [])),
+    n, C, tokens: rf.meta.tokens,
+    freq: Array.from(rf.frequency, r4), max: Array.from(rf.maxAct, r4), mean: Array.from(rf.meanAct, r4), ce: Array.from(rf.ceDiffActive, r4), tt, lt,
+    histW: Array.from(rf.histWidth, r4),
+    hist: Array.from({ length: n }, (_, i) => (!detail(i) ? null : rf.histWidth[i] > 0 ? Array.from(rf.histCounts.subarray(i * bins, (i + 1) * bins)) : [])),
     ctx, lpos: lg ? Array.from({ length: n }, (_, i) => pairs(lg.posIds, lg.posValues, i)) : null,
     lneg: lg ? Array.from({ length: n }, (_, i) => pairs(lg.negIds, lg.negValues, i)) : null,
   };
@@ -58,9 +77,16 @@ const escHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').re
 
 export function featureBrowserHtml(inp: BrowserInput): string {
   const vocab = new Set<number>();
+  const range = inp.range ?? { from: 0, to: inp.run.n, per: Math.max(1, inp.run.n), pages: [] };
+  const mine = (i: number) => i >= range.from && i < range.to;
   const data = {
-    title: inp.title, run: inp.run.meta.run, hook: inp.run.meta.hook, d_sae: inp.run.meta.d_sae, main: runJson(inp.run, vocab),
-    partners: inp.partners.map((p) => ({ label: p.label, name: p.features.meta.run, data: runJson(p.features, vocab), map: p.map && Array.from(p.map), cos: p.cos && Array.from(p.cos, r4) })),
+    title: inp.title, run: inp.run.meta.run, hook: inp.run.meta.hook, d_sae: inp.run.meta.d_sae, main: runJson(inp.run, vocab, mine),
+    range: [range.from, range.to], per: range.per, pages: range.pages,
+    partners: inp.partners.map((p) => {
+      const wanted = new Set<number>();
+      for (let i = range.from; i < range.to; i++) wanted.add(p.map ? p.map[i] : i);
+      return { label: p.label, name: p.features.meta.run, data: runJson(p.features, vocab, (j) => wanted.has(j)), map: p.map && Array.from(p.map), cos: p.cos && Array.from(p.cos, r4) };
+    }),
     vocab: {} as Record<number, string>,
   };
   for (const t of vocab) data.vocab[t] = inp.tokenStr(t);
@@ -130,14 +156,16 @@ const SCRIPT = String.raw`
     return e;
   };
   const fmt = (x, d = 3) => (x === null || x === undefined ? '–' : Math.abs(x) >= 1e-3 || x === 0 ? Number(x).toPrecision(d) : Number(x).toExponential(1));
-  const topTokens = (R, i) => { const seen = []; for (const c of R.ctx[i]) { const s = tokText(c[3][(R.C - 1) / 2]); if (!seen.includes(s)) seen.push(s); } return seen; };
-  document.getElementById('sub').textContent = D.hook + ' · d_sae ' + D.d_sae + ' · ' + M.n + ' features tracked over ' + M.tokens + ' eval tokens' + (D.partners.length ? ' · beside: ' + D.partners.map((p) => p.label).join(', ') : '');
+  const topTokens = (R, i) => R.tt[i].map(tokText);
+  const pageOf = (i) => (i >= D.range[0] && i < D.range[1] ? null : D.pages[Math.floor(i / D.per)]);
+  document.getElementById('sub').textContent = D.hook + ' · d_sae ' + D.d_sae + ' · ' + M.n + ' features tracked over ' + M.tokens + ' eval tokens' + (D.pages.length > 1 ? ' · details of features ' + D.range[0] + '–' + (D.range[1] - 1) + ' on this page (' + D.pages.length + ' pages; selecting another feature opens its page)' : '') + (D.partners.length ? ' · beside: ' + D.partners.map((p) => p.label).join(', ') : '');
   const state = { key: 'freq', dir: -1, q: '', sel: -1, shown: [] };
   const val = (i, k) => (k === 'i' ? i : M[k][i] === null ? -Infinity : M[k][i]);
   function matches(i, q) {
     if (!q) return true;
-    for (const c of M.ctx[i]) if (tokText(c[3][(M.C - 1) / 2]).toLowerCase().includes(q)) return true;
-    for (const L of [M.lpos]) if (L) for (const [t] of L[i]) if (tokText(t).toLowerCase().includes(q)) return true;
+    const hit = (t) => (t in V ? V[t] : '').toLowerCase().includes(q) || tokText(t).toLowerCase().includes(q);
+    if (M.tt[i].some(hit)) return true;
+    if (M.lt && M.lt[i].some(hit)) return true;
     return false;
   }
   function renderList() {
@@ -198,13 +226,15 @@ const SCRIPT = String.raw`
     return box;
   }
   function panel(R, i, label, extra) {
-    if (i < 0 || i >= R.n) return el('section', { class: 'panel' }, el('h2', {}, label), el('p', { class: 'muted' }, 'no matched feature'));
+    if (i < 0 || i >= R.n || !R.ctx[i]) return el('section', { class: 'panel' }, el('h2', {}, label), el('p', { class: 'muted' }, i < 0 || i >= R.n ? 'no matched feature (not tracked)' : 'feature ' + i + ': details not on this page'));
     return el('section', { class: 'panel', 'data-run': label, 'data-feature': i },
       el('h2', {}, label + ' · feature ' + i + (extra || '')),
       el('p', { class: 'stats' }, el('span', {}, 'frequency ' + fmt(R.freq[i])), el('span', {}, 'max ' + fmt(R.max[i])), el('span', {}, 'mean ' + fmt(R.mean[i])), el('span', {}, 'CE-diff when active ' + fmt(R.ce[i]))),
       el('h3', {}, 'Top activations'), contexts(R, i), el('h3', {}, 'Activation histogram'), hist(R, i), el('h3', {}, 'Logit effects'), logits(R, i));
   }
   function select(i) {
+    const page = pageOf(i);
+    if (page) { location.href = page + '#f' + i; return; }
     state.sel = i;
     const d = document.getElementById('detail');
     d.replaceChildren(panel(M, i, D.run));
@@ -224,8 +254,10 @@ const SCRIPT = String.raw`
   document.getElementById('q').oninput = (e) => { state.q = e.target.value; renderList(); };
   renderList();
   const h = /^#f(\d+)$/.exec(location.hash);
-  select(h ? Number(h[1]) : state.shown.length ? state.shown[0] : 0);
+  const first = state.shown.find((i) => !pageOf(i));
+  select(h && !pageOf(Number(h[1])) ? Number(h[1]) : first !== undefined ? first : D.range[0]);
   window.featureBrowser = {
+    pageOf,
     search(q) { state.q = q; document.getElementById('q').value = q; renderList(); return state.shown.slice(); },
     sort(k, dir) { state.key = k; state.dir = dir; renderList(); return state.shown.slice(); },
     select,

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { featureBrowserHtml, type BrowserPartner } from '../features/browser.js';
+import { FEATURES_PER_PAGE, featureBrowserHtml, type BrowserPartner } from '../features/browser.js';
 import { hasFeatures, readRunFeatures, type RunFeatures } from '../features/read.js';
 import { spaceConsistency } from '../consistency/pair-consistency.js';
 import { normalizeRows } from '../consistency/cosine.js';
@@ -25,7 +25,9 @@ export interface FeatureBrowserLink {
   alive: number;
   tokens: number;
   partners: string[];
+  /** all pages together */
   bytes: number;
+  pages: number;
 }
 
 /** Folder of the browsers, relative to the report: `<report name without extension>.features`. */
@@ -50,7 +52,7 @@ function decoderMatch(a: RunMetrics, b: RunMetrics): { map: Int32Array; cos: Flo
 }
 
 /** Writes every run's browser; returns what the report's section lists. */
-export function writeFeatureBrowsers(recipe: Recipe, runs: readonly RunMetrics[], reportOut: string): FeatureBrowserLink[] {
+export function writeFeatureBrowsers(recipe: Recipe, runs: readonly RunMetrics[], reportOut: string, perPage = FEATURES_PER_PAGE): FeatureBrowserLink[] {
   const evalOut = recipe.eval?.out;
   if (!evalOut || !existsSync(evalOut)) return [];
   const withFeatures = runs.filter((r) => hasFeatures(join(evalOut, r.run)));
@@ -74,11 +76,18 @@ export function writeFeatureBrowsers(recipe: Recipe, runs: readonly RunMetrics[]
       if (m) partners.push({ label: `seed ${o.seed}`, features: feats(o.run), map: m.map, cos: m.cos });
     }
     const rf = feats(r.run);
-    const path = join(dirname(reportOut), dirName, `${r.run}.html`);
-    writeFileAtomic(path, featureBrowserHtml({ title: `${recipe.name}: ${r.run}`, run: rf, partners, tokenStr }));
+    // pages of perPage features' details each: <run>.html, <run>.1.html, …; every page lists and searches all features
+    const pages = Array.from({ length: Math.max(1, Math.ceil(rf.n / perPage)) }, (_, k) => (k ? `${r.run}.${k}.html` : `${r.run}.html`));
+    let bytes = 0;
+    pages.forEach((page, k) => {
+      const path = join(dirname(reportOut), dirName, page);
+      const range = { from: k * perPage, to: Math.min(rf.n, (k + 1) * perPage), per: perPage, pages: pages.map(encodeURIComponent) };
+      writeFileAtomic(path, featureBrowserHtml({ title: `${recipe.name}: ${r.run}`, run: rf, partners, tokenStr, range }));
+      bytes += statSync(path).size;
+    });
     links.push({
       run: r.run, href: `${dirName}/${encodeURIComponent(r.run)}.html`, d_sae: rf.meta.d_sae, tracked: rf.n, alive: rf.fired.filter((x) => x > 0).length,
-      tokens: rf.meta.tokens, partners: partners.map((p) => `${p.label}: ${p.features.meta.run}`), bytes: statSync(path).size,
+      tokens: rf.meta.tokens, partners: partners.map((p) => `${p.label}: ${p.features.meta.run}`), bytes, pages: pages.length,
     });
   }
   return links;
@@ -105,7 +114,7 @@ export function featuresSection(links: readonly FeatureBrowserLink[], absentEval
   if (!links.length) return { ...sec, absent: absentEval ?? 'no run has feature files (features.arrow): run `sae-train eval` with eval.features on (the default).' };
   sec.blocks.push({
     kind: 'table', header: ['run', 'd_sae', 'tracked', 'fired', 'eval tokens', 'beside', 'browser'],
-    rows: links.map((l) => [l.run, l.d_sae, l.tracked, l.alive, l.tokens, l.partners.join('; ') || '–', `${l.href} (${mb(l.bytes)})`]),
+    rows: links.map((l) => [l.run, l.d_sae, l.tracked, l.alive, l.tokens, l.partners.join('; ') || '–', `${l.href} (${l.pages > 1 ? `${l.pages} pages, ` : ''}${mb(l.bytes)})`]),
     hrefs: links.map((l) => [null, null, null, null, null, null, l.href]),
   });
   return sec;
