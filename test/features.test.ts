@@ -24,9 +24,11 @@ import { CHROMIUM, inspectPage } from './helpers/chromium.js';
 import { writeFeatureBrowsers } from '../src/report/features.js';
 import type { Summary } from '../src/eval/types.js';
 import type { Recipe } from '../src/recipe/load.js';
+import { loadGpt2 } from '../src/model/load.js';
+import { residualDirections } from '../src/features/unembed.js';
+import { tinyConfig } from './helpers/tiny-model.js';
 
 const EvalRecipeStub = (evalOut: string) => ({ name: 'feat', eval: { out: evalOut } }) as unknown as Recipe;
-import { tinyConfig } from './helpers/tiny-model.js';
 
 beforeAll(useTestBackend);
 
@@ -134,6 +136,26 @@ out('hist', np.stack([np.histogram(r, bins=10, range=(r.min(), r.max()))[0] for 
     }
     // bin edges computed in float32 vs float64 may move a value lying on an edge: counts agree to ±1 per bin
     got.histCounts.forEach((c, j) => expect(Math.abs(c - ref.hist[j])).toBeLessThanOrEqual(1));
+  });
+});
+
+describe('residual directions of hooks outside the residual stream', () => {
+  const root = tmpDir('sae-features-proj-');
+  it('hook_z and mlp.hook_post decoder rows go through the output projections (numpy), residual hooks are unchanged', async () => {
+    const config = tinyConfig();
+    const weights = randomGpt2Weights(config, 3, 0.2);
+    writeGpt2Folder(join(root, 'm'), config, weights);
+    const model = await loadGpt2(join(root, 'm'));
+    const rng = seedrandom('proj');
+    const n = 3, D = config.n_embd, F = config.n_inner;
+    for (const [hook, dIn, w] of [['blocks.1.mlp.hook_post', F, 'h.1.mlp.c_proj.weight'], ['blocks.0.attn.hook_z', D, 'h.0.attn.c_proj.weight']] as const) {
+      const wDec = Float32Array.from({ length: n * dIn }, () => rng() * 2 - 1);
+      const got = await residualDirections(model, hook, wDec, n, dIn);
+      const ref = numpy(`out('r', inp('w').reshape(${n}, ${dIn}) @ inp('p').reshape(${dIn}, ${D}))`, { w: wDec, p: weights[w].data });
+      got.forEach((x, i) => expect(Math.abs(x - ref.r[i])).toBeLessThan(1e-5));
+    }
+    const res = Float32Array.from({ length: n * D }, () => rng());
+    expect(await residualDirections(model, 'blocks.1.hook_resid_pre', res, n, D)).toBe(res);
   });
 });
 
