@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
@@ -414,5 +414,17 @@ o = np.argsort(L, axis=1, kind='stable')[:, :4]; out('bot', o); out('botv', np.t
     expect(third.errors).toEqual([]);
     expect(third.requests).toEqual([]);
     expect(third.value).toEqual([['run', 4, K], ['seed 1 (run1)', PERM.indexOf(4), K]]);
+  }, 120_000);
+
+  it('features: false is a changed input: the runs are redone and their feature files removed (runs last: it rewrites eval.out)', async () => {
+    const on = readFileSync(join(root, 'r.yaml'), 'utf8');
+    const off = on.replace(/  features: \{[^}]*\}/, '  features: false');
+    expect(off).not.toBe(on);
+    writeFileSync(join(root, 'r-off.yaml'), off);
+    expect(await main(['eval', join(root, 'r-off.yaml')])).toBe(0);
+    for (const r of ['run', 'run1', 'run__finetuned-scale']) {
+      expect(existsSync(join(out, r, 'metrics.json'))).toBe(true);
+      for (const f of [FEATURES_JSON, FEATURES_ARROW, CONTEXTS_ARROW]) expect(existsSync(join(out, r, f)), `${r}/${f}`).toBe(false);
+    }
   }, 120_000);
 });
