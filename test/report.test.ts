@@ -55,6 +55,9 @@ report:
     expect(page.match(/https?:|<script|<link|\bsrc=|@import|url\((?!#)/gi)).toBeNull();
     for (const id of EXPECTED_PLOTS) expect(page, id).toMatch(new RegExp(`data-plot="${id.replace(/\./g, '\\.')}"><svg`));
     expect(page).not.toContain('class="absent"');
+    // feature browsers: one companion page per run, linked from the report
+    for (const r of base) expect(page).toContain(`<a href="r.features/${r}.html">`);
+    expect(existsSync(join(dir, 'reports', 'r.features', `${base[0]}__finetuned-scale.html`))).toBe(true);
     // user text (samples.md) is escaped, never run
     expect(page).toContain('&lt;script&gt;alert');
     const md = readFileSync(join(dir, 'reports', 'r.md'), 'utf8');
@@ -100,7 +103,7 @@ report:
     writeFileSync(bare, `name: bare\nreport:\n  out: ${join(dir, 'bare.html')}\n`);
     expect(await main(['report', bare])).toBe(0);
     const b = readFileSync(join(dir, 'bare.html'), 'utf8');
-    expect(b.match(/class="absent"/g)!.length).toBe(9);
+    expect(b.match(/class="absent"/g)!.length).toBe(10);
     expect(existsSync(join(dir, 'bare.md'))).toBe(true);
   });
 });

@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { UserError } from '../io/errors.js';
-import { exportCheckpoint, type Exporter } from '../sae/exchange.js';
+import { exportNeuronpedia } from '../features/neuronpedia.js';
+import { exportCheckpoint, writeFolder, type Exporter } from '../sae/exchange.js';
+import { info } from '../ui/log.js';
 import { writeSaelensFolder } from '../sae/formats/saelens.js';
 import { writeSparsifyFolder } from '../sae/formats/sparsify.js';
 import { CREATED_BY } from '../version.js';
@@ -20,12 +22,18 @@ export const EXPORT_FORMATS: Record<string, { describe: string; write: Exporter 
   },
 };
 
+/** Feature dashboards read from an eval run's feature files rather than from the weights alone. */
+const NEURONPEDIA = {
+  describe: 'Neuronpedia / SAE-Vis feature dashboards (batch-N.json + skipped_indexes.json, SAELens NeuronpediaRunner layout) from an eval run folder <eval.out>/<run>, or a checkpoint with --eval-out',
+};
+
 interface Args {
   checkpoint: string;
   format: string;
   out: string;
   overwrite: boolean;
   'hook-name'?: string;
+  'eval-out'?: string;
 }
 
 export const exportCommand: CommandModule<object, Args> = {
@@ -33,14 +41,25 @@ export const exportCommand: CommandModule<object, Args> = {
   describe: 'write a checkpoint (any format sae-train reads, or hf://owner/repo/folder) as another tool\'s folder',
   builder: (y) => y
     .positional('checkpoint', { type: 'string', demandOption: true, describe: 'checkpoint folder (this project\'s, SAELens\', sparsify\'s) or hf://<owner>/<repo>/<folder>' })
-    .option('format', { type: 'string', demandOption: true, describe: Object.entries(EXPORT_FORMATS).map(([k, v]) => `${k}: ${v.describe}`).join('; ') })
+    .option('format', { type: 'string', demandOption: true, describe: [...Object.entries(EXPORT_FORMATS), ['neuronpedia', NEURONPEDIA] as const].map(([k, v]) => `${k}: ${v.describe}`).join('; ') })
     .option('out', { type: 'string', demandOption: true, describe: 'output folder (must be empty or absent)' })
     .option('overwrite', { type: 'boolean', default: false, describe: 'replace a non-empty --out' })
     .option('hook-name', { type: 'string', describe: 'the hook the SAE reads, for folders that do not say it (sparsify)' })
+    .option('eval-out', { type: 'string', describe: 'neuronpedia: the eval.out folder that evaluated the checkpoint (its <run>/ holds the feature files)' })
     .epilog('Formats are documented in docs/formats.md.') as never,
   handler: async (a) => {
+    if (a.format === 'neuronpedia') {
+      let n = 0;
+      const files = await writeFolder(a.out, a.overwrite, (tmp) => {
+        const r = exportNeuronpedia(a.checkpoint, tmp, { evalOut: a['eval-out'] });
+        n = r.features;
+        return r.files;
+      });
+      info(`wrote ${a.out}/: ${n} feature(s) in ${files.length - 1} batch file(s) + skipped_indexes.json`);
+      return;
+    }
     const f = EXPORT_FORMATS[a.format];
-    if (!f) throw new UserError(`--format ${a.format}: not a known format; choose one of ${Object.keys(EXPORT_FORMATS).join(', ')}.`);
+    if (!f) throw new UserError(`--format ${a.format}: not a known format; choose one of ${[...Object.keys(EXPORT_FORMATS), 'neuronpedia'].join(', ')}.`);
     await exportCheckpoint(a.checkpoint, f.write, a.out, { overwrite: a.overwrite, hookName: a['hook-name'] });
   },
 };

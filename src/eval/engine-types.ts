@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs-core';
 import type { SaeWeights } from '../sae/weights.js';
 import type { ReconAcc } from './reconstruction.js';
 
@@ -22,6 +23,12 @@ export interface EngineOptions {
   meanAblation?: boolean;
   /** Relative error of later resid_post hooks (default true). */
   propagation?: boolean;
+  /**
+   * Sees each SAE's activations fBF [windows·T, d_sae] of every batch (windows from windowStart on) with the
+   * batch's per-token CE-diff [windows·(T−1)], e.g. to keep per-feature statistics (src/features/). fBF is
+   * disposed after the call returns.
+   */
+  onFeatures?: (run: string, fBF: tf.Tensor2D, windowStart: number, ceDiff: Float32Array) => Promise<void>;
   /** Called after each batch with windows done per phase. */
   onProgress?: (phase: 'splice' | 'mean-ablation', windowsDone: number, windowsTotal: number) => void;
 }

@@ -7,6 +7,7 @@ import { cleanReference, disposeRef, splicedCeKl, tokenCe, type CleanRef } from 
 import { addReconBatch, emptyReconAcc } from './reconstruction.js';
 import { relErrorSum, sqErrAndL0, windowMeans } from './reductions.js';
 import { batchTokens, sumOf } from './batches.js';
+import { ceDiffs } from './cediff.js';
 import { meanAblationPass } from './mean_ablation.js';
 import { saeHookFn } from './sae_hook.js';
 import { earliestStart, residPostsAfter, startHookFor } from './splice_points.js';
@@ -58,7 +59,8 @@ function saeOn(x: tf.Tensor, p: SaeTensors): { x2: tf.Tensor2D; f: tf.Tensor2D; 
 }
 
 /** One SAE on one batch: reconstruction sums, spliced CE/KL per token, propagation, top-k and drop-lowest. */
-async function runBatch(model: Gpt2Model, tok: tf.Tensor2D, clean: ForwardResult, ref: CleanRef, sae: EngineSae, acc: RunAcc, offset: number): Promise<void> {
+async function runBatch(model: Gpt2Model, tok: tf.Tensor2D, clean: ForwardResult, ref: CleanRef, sae: EngineSae, acc: RunAcc, offset: number,
+  onFeatures?: (f: tf.Tensor2D, ceSpliced: Float32Array) => Promise<void>): Promise<void> {
   const p = toTensors(sae.weights);
   const held: tf.Tensor[] = [];
   try {
@@ -75,6 +77,7 @@ async function runBatch(model: Gpt2Model, tok: tf.Tensor2D, clean: ForwardResult
     acc.ceSpliced.set(ce as Float32Array, offset);
     acc.kl.set(kl as Float32Array, offset);
     tf.dispose([ceBT1, klBT1, out.logits!]);
+    await onFeatures?.(f, ce as Float32Array);
     for (const q of acc.propagation) q.sum += await sumOf(relErrorSum(clean.hooks[q.hook], out.hooks[q.hook]));
     tf.dispose(Object.values(out.hooks));
     const ablate = async (points: AblationSums[], fn: (f: tf.Tensor2D, k: number) => tf.Tensor2D) => {
@@ -190,7 +193,8 @@ export async function evaluateSaes(model: Gpt2Model, windows: readonly Int32Arra
         const acc = runs.get(s.name)!;
         if (acc.error || s.onlyInSets) continue;
         try {
-          await runBatch(model, tok, clean, ref, s, acc, off);
+          const onF = opts.onFeatures && ((f: tf.Tensor2D, ce: Float32Array) => opts.onFeatures!(s.name, f, b0, ceDiffs(ceClean.subarray(off, off + ce.length), ce)));
+          await runBatch(model, tok, clean, ref, s, acc, off, onF);
         } catch (err) {
           acc.error = message(err);
         }

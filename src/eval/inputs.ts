@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { FeaturesConfig } from '../features/config.js';
 
 /**
  * What a run's eval results depend on (eval_inputs.json beside metrics.json): a second `sae-train eval`
@@ -45,6 +46,8 @@ export interface SharedInputs {
   drop_lowest: number[];
   samples: { prompts: string[]; max_new_tokens: number; temperature: number; seed: number };
   reference_models: string[];
+  /** eval.features resolved (src/features/config.ts); null when off */
+  features?: FeaturesConfig | null;
 }
 
 export interface RunInputs extends SharedInputs {

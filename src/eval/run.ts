@@ -24,6 +24,8 @@ import { createProgress, type Progress } from '../ui/progress.js';
 import { info, warn } from '../ui/log.js';
 import { requireSection, type StageOptions } from '../recipe/section.js';
 import { resolveCheckpoints } from '../sae/sources.js';
+import { featuresConfig } from '../features/config.js';
+import { evalFeatures } from '../features/eval_features.js';
 
 /**
  * `sae-train eval`: GPT-2 with each SAE spliced in, on held-out text. Writes, under eval.out, per run
@@ -83,6 +85,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
     drop_lowest: [...section.drop_lowest],
     samples: { prompts: [...section.prompts], max_new_tokens: section.max_new_tokens, temperature: section.temperature, seed: section.sample_seed },
     reference_models: [...section.reference_models],
+    features: featuresConfig(section.features),
   };
   const { inputs, reused, todo, conflicts } = planReuse(loaded, shared, section.out, opts, info);
   failures.push(...conflicts);
@@ -108,10 +111,11 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
     for (const n of new Set(setsTodo.flat()))
       if (!todo.some((ck) => ck.name === n)) saes.push({ name: n, hook: byName.get(n)!.cfg.hook_name, weights: byName.get(n)!.weights, onlyInSets: true });
     info(`eval: ${todo.length} run(s)${setsTodo.length ? ` + ${setsTodo.length} all-at-once set(s)` : ''} on ${W} window(s) × ${T} tokens, batch ${section.batch_size}`);
+    const features = evalFeatures(shared.features ?? null, todo, model, windows);
     const bars = { splice: lazyBar('eval: splice', W, T), 'mean-ablation': lazyBar('eval: mean ablation', W, T) };
     const res = await evaluateSaes(model, windows, saes, {
       batchSize: section.batch_size, topk: section.topk, dropLowest: section.drop_lowest, sets: setsTodo,
-      meanAblation: todo.length > 0, propagation: true, onProgress: (phase, done) => bars[phase].update(done),
+      meanAblation: todo.length > 0, propagation: true, onProgress: (phase, done) => bars[phase].update(done), onFeatures: features.onFeatures,
     });
     bars.splice.stop();
     bars['mean-ablation'].stop();
@@ -150,9 +154,11 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
       writePerToken(join(runDir, 'per_token.arrow'), windows, res.ceClean, acc.ceSpliced, acc.kl);
       writeSequences(join(runDir, 'sequences.arrow'), W, T, res.ceClean, acc.ceSpliced, hook.windowMeanAct, hook.dIn);
       writeJsonAtomic(join(runDir, SAMPLES_FILE), samples.get(ck.name) ?? { run: ck.name, hook: ck.cfg.hook_name, samples: [] });
+      await features.writeRun(runDir, { name: ck.name, hook: ck.cfg.hook_name, weights: ck.weights });
       writeJsonAtomic(join(runDir, INPUTS_FILE), inputs.get(ck.name));
       writeJsonAtomic(join(runDir, METRICS_FILE), results.get(ck.name));
     }
+    features.dispose();
     setsTodo.forEach((names, i) => {
       const acc = res.sets[i];
       if (acc.error) warn(`all-at-once set ${names.join(' + ')}: ${acc.error}`);
@@ -168,7 +174,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
     info(`\nresults (${W * T} tokens):`);
     for (const m of runs) info(describeRun(m));
     for (const a of aao) info(describeSet(a));
-    info(`wrote ${section.out}/: summary.json, summary.csv, all_at_once.json, correlation.json, samples.md, and per run metrics.json, per_token.arrow, sequences.arrow`);
+    info(`wrote ${section.out}/: summary.json, summary.csv, all_at_once.json, correlation.json, samples.md, and per run metrics.json, per_token.arrow, sequences.arrow${shared.features ? ', features.arrow, feature_contexts.arrow, features.json' : ''}`);
   }
   if (failures.length)
     throw new UserError(`eval failed for ${failures.length} of ${dirs.length} checkpoint(s) (the others' results are written):\n${failures.map((f) => `  ${f.run}: ${f.error}`).join('\n')}`);

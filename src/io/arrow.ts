@@ -1,17 +1,17 @@
-import { Field, FixedSizeList, Float32, Table, makeData, makeVector, tableFromIPC, tableToIPC, Vector } from 'apache-arrow';
+import { Field, FixedSizeList, Float32, Int32, Table, makeData, makeVector, tableFromIPC, tableToIPC, Vector } from 'apache-arrow';
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
 import { UserError, fsError } from './errors.js';
 
 /**
  * A small generic Arrow table writer/reader (IPC *file* format: pyarrow.feather.read_table,
- * polars.read_ipc). Columns are typed arrays (Int32 / Float32 / Float64) or fixed-size lists of float32.
+ * polars.read_ipc). Columns are typed arrays (Int32 / Float32 / Float64) or fixed-size lists of float32 or int32.
  */
 
-/** A column of `rows` fixed-size float32 vectors, row-major. */
+/** A column of `rows` fixed-size float32 (or int32) vectors, row-major. */
 export interface VectorColumn {
   listSize: number;
-  values: Float32Array;
+  values: Float32Array | Int32Array;
 }
 
 export type ArrowColumn = Int32Array | Float32Array | Float64Array | VectorColumn;
@@ -22,7 +22,9 @@ function toVector(name: string, col: ArrowColumn, rows: number): Vector {
     return makeVector(col);
   }
   if (col.values.length !== rows * col.listSize) throw new Error(`arrow column "${name}": ${col.values.length} values, expected ${rows}×${col.listSize}`);
-  const child = makeData({ type: new Float32(), length: rows * col.listSize, nullCount: 0, data: col.values });
+  const child = col.values instanceof Int32Array
+    ? makeData({ type: new Int32(), length: rows * col.listSize, nullCount: 0, data: col.values })
+    : makeData({ type: new Float32(), length: rows * col.listSize, nullCount: 0, data: col.values });
   const type = new FixedSizeList(col.listSize, new Field('item', child.type, false));
   return new Vector([makeData({ type, length: rows, nullCount: 0, child })]);
 }

@@ -109,6 +109,16 @@ export const FinetuneSchema = z.strictObject({
   kl_heldout_windows: posInt().default(32),
 });
 
+/** eval.features: what is kept per feature while eval runs (src/features/). */
+export const EvalFeaturesSchema = z.strictObject({
+  /** Features 0..max_features−1 are tracked; default every feature. */
+  max_features: posInt().optional(),
+  contexts_per_feature: posInt().default(20),
+  context_window: z.number().int().nonnegative().default(8),
+  /** Most promoted and most suppressed tokens kept per feature. */
+  logit_tokens: posInt().default(10),
+});
+
 export const EvalSchema = z.strictObject({
   corpus: paths(),
   context_size: posInt().default(128),
@@ -129,6 +139,8 @@ export const EvalSchema = z.strictObject({
   temperature: z.number().nonnegative().default(0.8),
   sample_seed: z.number().int().default(0),
   reference_models: z.array(z.string()).default([]),
+  /** Feature statistics, top contexts and logit effects per run: true (defaults), false, or the settings. */
+  features: z.union([z.boolean(), EvalFeaturesSchema]).default(true),
   out: z.string(),
 });
 

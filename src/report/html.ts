@@ -34,7 +34,7 @@ footer { color: var(--muted); font-size: 12px; padding: 16px 32px; border-top: 1
 `;
 
 function table(b: Extract<Block, { kind: 'table' }>): string {
-  return `<div class="table-wrap"><table>${b.caption ? `<caption>${esc(b.caption)}</caption>` : ''}<thead><tr>${b.header.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${b.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table></div>`;
+  return `<div class="table-wrap"><table>${b.caption ? `<caption>${esc(b.caption)}</caption>` : ''}<thead><tr>${b.header.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${b.rows.map((r, i) => `<tr>${r.map((c, j) => `<td>${b.hrefs?.[i]?.[j] ? `<a href="${esc(b.hrefs[i][j]!)}">${esc(c)}</a>` : esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table></div>`;
 }
 
 async function section(s: Section): Promise<string> {

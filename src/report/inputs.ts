@@ -9,6 +9,7 @@ import { CONSISTENCY_FORMAT, type ConsistencyFile } from '../consistency/consist
 import { CONSISTENCY_JSON } from '../consistency/run.js';
 import { checkpointName } from '../consistency/run.js';
 import type { Recipe } from '../recipe/load.js';
+import type { FeatureBrowserLink } from './features.js';
 
 /**
  * Everything the report shows, read from what the other stages wrote. Every part is optional: a missing
@@ -31,6 +32,8 @@ export interface ReportInputs {
   training: { run: string; rows: Record<string, number>[] }[];
   /** why a part is missing, by part: eval, correlation, all_at_once, samples, per_token, sequences, consistency, training */
   absent: Record<string, string>;
+  /** feature browsers written beside the report (src/report/features.ts) */
+  features?: FeatureBrowserLink[];
   /** files read, for the report's header */
   sources: string[];
 }

@@ -4,6 +4,7 @@ import type { Recipe } from '../recipe/load.js';
 import { reportHtml } from './html.js';
 import { loadReportInputs } from './inputs.js';
 import { buildSections } from './sections.js';
+import { writeFeatureBrowsers } from './features.js';
 import { reportMarkdown } from './summary.js';
 import { packageVersion } from '../consistency/run.js';
 import { info } from '../ui/log.js';
@@ -22,6 +23,7 @@ export function summaryPath(htmlPath: string): string {
 export async function runReport(recipe: Recipe): Promise<{ html: string; markdown: string }> {
   const sec = requireSection(recipe, 'report');
   const inputs = loadReportInputs(recipe);
+  inputs.features = writeFeatureBrowsers(recipe, inputs.runs, sec.out);
   const sections = buildSections(inputs);
   const html = await reportHtml(recipe.name, sections, packageVersion());
   const mdPath = summaryPath(sec.out);

@@ -7,11 +7,12 @@ import {
   densitySpec, finetuneSpec, hookLabel, matchedFractionSpec, metricVsSizeSpec, trainingSpec, umapSpec,
 } from './plots.js';
 import { umap2d } from './umap.js';
+import { featuresSection } from './features.js';
 
 /** The report as data: sections of plots, tables and notes; html.ts and summary.ts write it out. */
 export type Block =
   | { kind: 'plot'; id: string; spec: TopLevelSpec }
-  | { kind: 'table'; caption?: string; header: string[]; rows: (string | number)[][] }
+  | { kind: 'table'; caption?: string; header: string[]; rows: (string | number)[][]; /** relative links per cell (HTML only) */ hrefs?: (string | null)[][] }
   | { kind: 'text'; text: string }
   | { kind: 'markdown'; markdown: string };
 
@@ -235,5 +236,5 @@ function training(inp: ReportInputs): Section {
 
 /** Every section of the report, in order. */
 export function buildSections(inp: ReportInputs): Section[] {
-  return [overview(inp), metrics(inp), finetune(inp), consistency(inp), ceDistribution(inp), correlation(inp), ablations(inp), umap(inp), samples(inp), training(inp)];
+  return [overview(inp), metrics(inp), finetune(inp), consistency(inp), ceDistribution(inp), correlation(inp), ablations(inp), umap(inp), featuresSection(inp.features ?? [], inp.absent.eval), samples(inp), training(inp)];
 }
