@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { currentBackend } from '../../backend/picker.js';
+import { writeArrowTable } from '../../io/arrow.js';
+import { writeJsonAtomic } from '../../io/atomic.js';
+import type { Gpt2Config } from '../../model/config.js';
+import type { Tokenizer } from '../../model/tokenizer.js';
+import type { Gpt2Model } from '../../model/weights.js';
+import type { EvalSection } from '../../recipe/schema.js';
+import { createProgress } from '../../ui/progress.js';
+import type { EvalCheckpoint } from '../runs.js';
+import { headLabel, headsFor, parseHeads, type Head } from './heads.js';
+import { cleanPass, conditions, splicedRows, type Condition, type SpliceUnit } from './measure.js';
+import { attentionColumns } from './outputs.js';
+import { promptSpecs, tokenizePrompts } from './prompts.js';
+import { summarise } from './summary.js';
+import { ATTENTION_FORMAT, type AttentionFile, type AttentionInputs, type AttentionPromptOut } from './types.js';
+
+/**
+ * eval.attention as a part of `sae-train eval` (src/eval/run.ts calls planAttention before the eval pass, so
+ * that bad keys fail at once, and runAttention after it). Writes per run <eval.out>/<run>/attention.json and
+ * attention.arrow, per all-at-once set <eval.out>/attention_sets/<set>/ the same (types.ts). A run whose
+ * attention.json holds the same inputs is reused; --fresh redoes it.
+ */
+
+export const ATTENTION_JSON = 'attention.json';
+export const ATTENTION_ARROW = 'attention.arrow';
+export const SETS_DIR = 'attention_sets';
+
+export interface AttentionPlan {
+  where: string;
+  explicit: Head[];
+  prompts: AttentionPromptOut[];
+  promptsSha256: string;
+  conds: Condition[];
+  ks: AttentionFile['ks'];
+  dropLowest: number[];
+  jsThreshold: number;
+}
+
+/** Parses eval.attention and checks it against the model and the runs (heads after each run's hook); null when absent. */
+export function planAttention(section: EvalSection, recipePath: string, c: Gpt2Config, tok: Tokenizer, runs: readonly { name: string; hook: string }[], warn: (msg: string) => void): AttentionPlan | null {
+  const a = section.attention;
+  if (!a) return null;
+  const explicit = parseHeads(a.heads, c, recipePath, warn);
+  for (const r of runs) headsFor(c, explicit, r.name, [r.hook], recipePath);
+  const toks = tokenizePrompts(promptSpecs(a.prompts, recipePath), tok, c.bos_token_id, c.vocab_size, c.n_positions, `${recipePath}: eval.attention.prompts`);
+  const prompts = toks.map((p) => ({ ...p, token_text: p.tokens.map((t) => (t === c.bos_token_id ? '<BOS>' : c.vocab_size <= tok.vocabSize ? tok.decodeToken(t) : `<${t}>`)) }));
+  const promptsSha256 = createHash('sha256').update(JSON.stringify(toks)).digest('hex');
+  return { where: recipePath, explicit, prompts, promptsSha256, conds: conditions(a.ks, a.drop_lowest), ks: [...a.ks], dropLowest: [...a.drop_lowest], jsThreshold: a.js_threshold };
+}
+
+/** A stable folder name for a set: its members' names hashed. */
+export function setFolder(runs: readonly string[]): string {
+  return `set-${createHash('sha256').update(JSON.stringify([...runs].sort())).digest('hex').slice(0, 10)}`;
+}
+
+interface Unit extends SpliceUnit {
+  runs: string[];
+  dir: string;
+  heads: Head[];
+  inputs: AttentionInputs;
+}
+
+function readInputs(path: string): unknown {
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as AttentionFile).inputs;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface AttentionContext {
+  model: Gpt2Model;
+  out: string;
+  fresh: boolean;
+  modelFingerprint: unknown;
+  /** runs evaluated without error */
+  runs: readonly EvalCheckpoint[];
+  inputs: ReadonlyMap<string, { checkpoint: string; weights_sha256: string }>;
+  sets: readonly (readonly string[])[];
+  info: (msg: string) => void;
+  warn: (msg: string) => void;
+}
+
+/** Runs eval.attention for every run and set; returns the failures (the others' files are written). */
+export async function runAttention(plan: AttentionPlan, ctx: AttentionContext): Promise<{ run: string; error: string }[]> {
+  const c = ctx.model.config;
+  const failures: { run: string; error: string }[] = [];
+  const byName = new Map(ctx.runs.map((r) => [r.name, r]));
+  const units: Unit[] = [];
+  const add = (name: string, members: EvalCheckpoint[], dir: string) => {
+    const hooks = members.map((m) => m.cfg.hook_name);
+    const heads = headsFor(c, plan.explicit, name, hooks, plan.where);
+    if (!heads.length) return ctx.warn(`eval.attention: ${name}: no attention head comes after ${hooks.join(', ')}; skipped.`);
+    const inputs: AttentionInputs = {
+      format: ATTENTION_FORMAT, model: ctx.modelFingerprint, saes: members.map((m) => ({ checkpoint: ctx.inputs.get(m.name)!.checkpoint, weights_sha256: ctx.inputs.get(m.name)!.weights_sha256 })),
+      heads: heads.map(headLabel), ks: plan.ks, drop_lowest: plan.dropLowest, js_threshold: plan.jsThreshold, prompts_sha256: plan.promptsSha256,
+    };
+    units.push({ name, runs: members.map((m) => m.name), hooks, weights: members.map((m) => m.weights), dir, heads, inputs });
+  };
+  for (const r of ctx.runs) add(r.name, [r], join(ctx.out, r.name));
+  for (const set of ctx.sets) {
+    const members = set.map((n) => byName.get(n));
+    if (members.every((m) => m)) {
+      try {
+        add(set.join(' + '), members as EvalCheckpoint[], join(ctx.out, SETS_DIR, setFolder(set)));
+      } catch (err) {
+        failures.push({ run: set.join(' + '), error: (err as Error).message });
+      }
+    }
+  }
+  const todo = units.filter((u) => ctx.fresh || JSON.stringify(readInputs(join(u.dir, ATTENTION_JSON))) !== JSON.stringify(u.inputs));
+  if (units.length > todo.length) ctx.info(`eval.attention: reusing ${units.length - todo.length} finished result(s) with the same inputs (--fresh redoes them).`);
+  if (!todo.length) return failures;
+
+  const P = plan.prompts.length, T = Math.max(...plan.prompts.map((p) => p.tokens.length));
+  const layers = [...new Set(todo.flatMap((u) => u.heads.map((h) => h.layer)))].sort((a, b) => a - b);
+  ctx.info(`eval.attention: ${todo.length} SAE(s)/set(s) × ${plan.conds.length} k = ${todo.length * plan.conds.length} forwards of ${P} prompts (≤ ${T} tokens), ` +
+    `each from the SAE's hook to its last head's attention (no MLP after it, no unembedding)`);
+  const bar = createProgress('eval: attention', todo.length * plan.conds.length, 'fwd');
+  let forwards = 0;
+  const clean = await cleanPass(ctx.model, plan.prompts, layers, todo, c.bos_token_id);
+  try {
+    for (const u of todo) {
+      try {
+        const t0 = performance.now();
+        const ulayers = [...new Set(u.heads.map((h) => h.layer))];
+        const spliced = await splicedRows(ctx.model, clean, u, ulayers, plan.conds, () => bar.update(++forwards));
+        const seconds = (performance.now() - t0) / 1000;
+        const s = summarise({ prompts: plan.prompts, heads: u.heads, nHead: c.n_head, T: clean.T, clean: clean.rows, conds: plan.conds, spliced, jsThreshold: plan.jsThreshold });
+        const file: AttentionFile = {
+          format: ATTENTION_FORMAT, run: u.name, runs: u.runs, hooks: u.hooks, inputs: u.inputs, js_threshold: plan.jsThreshold, ks: plan.ks, drop_lowest: plan.dropLowest,
+          heads: u.heads.map(headLabel), prompts: plan.prompts, results: s.results, by_head: s.by_head, worst: s.worst,
+          cost: { forwards: plan.conds.length, seconds, prompts: P, max_tokens: T, last_layer: Math.max(...ulayers), backend: currentBackend().detail },
+        };
+        const { columns, rows } = attentionColumns([{ run: u.name, prompts: plan.prompts, records: s.records }]);
+        writeArrowTable(join(u.dir, ATTENTION_ARROW), columns, rows);
+        writeJsonAtomic(join(u.dir, ATTENTION_JSON), file); // last: with matching inputs it marks the result finished
+      } catch (err) {
+        failures.push({ run: u.name, error: `eval.attention: ${(err as Error).message}` });
+      }
+    }
+  } finally {
+    clean.dispose();
+    bar.stop();
+  }
+  ctx.info(`eval.attention: wrote ${todo.map((u) => join(u.dir, ATTENTION_JSON)).join(', ')} (and attention.arrow beside each)`);
+  return failures;
+}
