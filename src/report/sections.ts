@@ -7,6 +7,7 @@ import {
   densitySpec, finetuneSpec, hookLabel, matchedFractionSpec, metricVsSizeSpec, trainingSpec, umapSpec,
 } from './plots.js';
 import { umap2d } from './umap.js';
+import { attentionSection } from './attention.js';
 
 /** The report as data: sections of plots, tables and notes; html.ts and summary.ts write it out. */
 export type Block =
@@ -235,5 +236,5 @@ function training(inp: ReportInputs): Section {
 
 /** Every section of the report, in order. */
 export function buildSections(inp: ReportInputs): Section[] {
-  return [overview(inp), metrics(inp), finetune(inp), consistency(inp), ceDistribution(inp), correlation(inp), ablations(inp), umap(inp), samples(inp), training(inp)];
+  return [overview(inp), metrics(inp), finetune(inp), consistency(inp), ceDistribution(inp), correlation(inp), ablations(inp), attentionSection(inp.attention ?? [], inp.runs, inp.absent.eval), umap(inp), samples(inp), training(inp)];
 }

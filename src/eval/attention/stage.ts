@@ -15,7 +15,7 @@ import { cleanPass, conditions, splicedRows, type Condition, type SpliceUnit } f
 import { attentionColumns } from './outputs.js';
 import { promptSpecs, tokenizePrompts } from './prompts.js';
 import { summarise } from './summary.js';
-import { ATTENTION_FORMAT, type AttentionFile, type AttentionInputs, type AttentionPromptOut } from './types.js';
+import { ATTENTION_ARROW, ATTENTION_FORMAT, ATTENTION_JSON, SETS_DIR, type AttentionFile, type AttentionInputs, type AttentionPromptOut } from './types.js';
 
 /**
  * eval.attention as a part of `sae-train eval` (src/eval/run.ts calls planAttention before the eval pass, so
@@ -23,10 +23,6 @@ import { ATTENTION_FORMAT, type AttentionFile, type AttentionInputs, type Attent
  * attention.arrow, per all-at-once set <eval.out>/attention_sets/<set>/ the same (types.ts). A run whose
  * attention.json holds the same inputs is reused; --fresh redoes it.
  */
-
-export const ATTENTION_JSON = 'attention.json';
-export const ATTENTION_ARROW = 'attention.arrow';
-export const SETS_DIR = 'attention_sets';
 
 export interface AttentionPlan {
   where: string;

@@ -3,13 +3,16 @@
  *
  * <eval.out>/<run>/attention.json      AttentionFile (one SAE or finetune)
  * <eval.out>/<run>/attention.arrow     one row per prompt × head × (mode, k); columns in outputs.ts
- * <eval.out>/all_at_once_attention.json   AttentionFile[] (one per all-at-once set)
- * <eval.out>/all_at_once_attention.arrow  the sets' rows, `run` = the members joined by " + "
+ * <eval.out>/attention_sets/<set>/attention.json|arrow   the same for an all-at-once set (<set> = set-<hash of
+ *                                  its members' names>; `run` = the members joined by " + ")
  *
  * A prompt's tokens start with BOS; `query` and key positions index those tokens (BOS = 0). JS is in nats.
  */
 
 export const ATTENTION_FORMAT = 'sae-train.attention/v1';
+export const ATTENTION_JSON = 'attention.json';
+export const ATTENTION_ARROW = 'attention.arrow';
+export const SETS_DIR = 'attention_sets';
 
 /** k as written: a number, or "all" (the SAE's full reconstruction). */
 export type KLabel = number | 'all';
