@@ -66,7 +66,8 @@ describe('eval.attention end to end', () => {
   it('writes attention.json and attention.arrow per run and finetune, with the default heads', () => {
     expect(first.err).not.toMatch(/failed/);
     expect(first.code).toBe(0);
-    expect(first.err).toMatch(/eval\.attention: 5 SAE\(s\)\/set\(s\) × 4 k = 20 forwards of 24 prompts/);
+    // eval.batch_size 2 × context_size 16 = 32 tokens per forward: 2 prompts of ≤ 16 tokens, 12 batches
+    expect(first.err).toMatch(/eval\.attention: 5 SAE\(s\)\/set\(s\) × 4 k × 12 batches = 240 forwards of ≤ 2 prompts \(≤ 16 tokens\)/);
     const P = builtinPrompts().length;
     for (const run of ['pre1-id', 'post0-rand', 'pre1-rand', 'pre1-rand__finetuned-scale']) {
       const f = json<AttentionFile>(join(out, run, 'attention.json'));
@@ -78,7 +79,7 @@ describe('eval.attention end to end', () => {
       expect(f.prompts[0].token_text[0]).toBe('<BOS>');
       expect(f.prompts[0].targets.map((t) => t.text)).toEqual([' Mary', ' John']);
       expect(f.prompts[0].targets[1].positions).toHaveLength(2); // John occurs twice
-      expect(f.cost.forwards).toBe(4);
+      expect(f.cost.forwards).toBe(4 * 12);
       const t = readArrowTable(join(out, run, 'attention.arrow'));
       expect(t.numRows).toBe(P * 2 * 4);
       expect(t.schema.fields.map((x) => x.name)).toEqual(['run', 'prompt', 'group', 'variant', 'layer', 'head', 'mode', 'k', 'query', 'js', 'argmax_clean', 'argmax', 'argmax_same', 'agrees',
@@ -110,7 +111,7 @@ describe('eval.attention end to end', () => {
     expect(again.err).toMatch(/eval\.attention: reusing 5 finished result/);
     const changed = await cli(['eval', recipe('attn', { ks: [2, 'all'] })]);
     expect(changed.code).toBe(0);
-    expect(changed.err).toMatch(/eval\.attention: 5 SAE\(s\)\/set\(s\) × 2 k/);
+    expect(changed.err).toMatch(/eval\.attention: 5 SAE\(s\)\/set\(s\) × 2 k × 12 batches/);
     expect(json<AttentionFile>(join(out, 'pre1-id', 'attention.json')).ks).toEqual([2, 'all']);
   }, 120_000);
 
@@ -119,7 +120,7 @@ describe('eval.attention end to end', () => {
     expect(r.code).toBe(0);
     const md = readFileSync(join(root, 'report.md'), 'utf8');
     expect(md).toMatch(/## Attention heads under top-k splicing/);
-    expect(md).toMatch(/pre1-rand__finetuned-scale \| 2 \| 24 \|/);
+    expect(md).toMatch(/pre1-rand__finetuned-scale \| 2 \| 24 \| .* \| 24 \| /); // heads, prompts, …, forwards (2 k × 12 batches)
     expect(md).toMatch(/(replacing the repeated name with a rarer one raised the minimum k in \d+|No head attends most to a name)/);
     const html = readFileSync(join(root, 'report.html'), 'utf8');
     expect(html).toMatch(/attention at the query, clean vs spliced/);

@@ -45,9 +45,9 @@ export interface CleanPass {
   dispose(): void;
 }
 
-/** The clean query rows at `layers` and the clean residual stream at each unit's start hook. */
-export async function cleanPass(model: Gpt2Model, prompts: readonly { tokens: number[]; query: number }[], layers: readonly number[], units: readonly SpliceUnit[], pad: number): Promise<CleanPass> {
-  const batch = paddedBatch(prompts.map((p) => p.tokens), pad);
+/** The clean query rows at `layers` and the clean residual stream at each unit's start hook; T: pad to this length. */
+export async function cleanPass(model: Gpt2Model, prompts: readonly { tokens: number[]; query: number }[], layers: readonly number[], units: readonly SpliceUnit[], pad: number, T?: number): Promise<CleanPass> {
+  const batch = paddedBatch(prompts.map((p) => p.tokens), pad, T);
   const tokens = tf.tensor2d(batch, undefined, 'int32');
   const queries = prompts.map((p) => p.query);
   const startHooks = [...new Set(units.map((u) => earliestStart(model.config, u.hooks)).filter((s): s is string => s !== null))];

@@ -24,9 +24,8 @@ export function ablatedSaeHook(p: SaeTensors, a: Ablation): HookFn {
   });
 }
 
-/** Prompts (token ids, BOS first) right-padded with `pad` to one [P, T] batch. */
-export function paddedBatch(prompts: readonly (readonly number[])[], pad: number): number[][] {
-  const T = Math.max(...prompts.map((p) => p.length));
+/** Prompts (token ids, BOS first) right-padded with `pad` to one [P, T] batch (T: the longest, or given). */
+export function paddedBatch(prompts: readonly (readonly number[])[], pad: number, T = Math.max(...prompts.map((p) => p.length))): number[][] {
   return prompts.map((p) => [...p, ...Array<number>(T - p.length).fill(pad)]);
 }
 

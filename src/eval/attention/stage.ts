@@ -33,6 +33,8 @@ export interface AttentionPlan {
   ks: AttentionFile['ks'];
   dropLowest: number[];
   jsThreshold: number;
+  /** prompt tokens per forward (eval.batch_size × context_size) */
+  tokensPerForward: number;
 }
 
 /** Parses eval.attention and checks it against the model and the runs (heads after each run's hook); null when absent. */
@@ -44,7 +46,7 @@ export function planAttention(section: EvalSection, recipePath: string, c: Gpt2C
   const toks = tokenizePrompts(promptSpecs(a.prompts, recipePath), tok, c.bos_token_id, c.vocab_size, c.n_positions, `${recipePath}: eval.attention.prompts`);
   const prompts = toks.map((p) => ({ ...p, token_text: p.tokens.map((t) => (t === c.bos_token_id ? '<BOS>' : c.vocab_size <= tok.vocabSize ? tok.decodeToken(t) : `<${t}>`)) }));
   const promptsSha256 = createHash('sha256').update(JSON.stringify(toks)).digest('hex');
-  return { where: recipePath, explicit, prompts, promptsSha256, conds: conditions(a.ks, a.drop_lowest), ks: [...a.ks], dropLowest: [...a.drop_lowest], jsThreshold: a.js_threshold };
+  return { where: recipePath, explicit, prompts, promptsSha256, conds: conditions(a.ks, a.drop_lowest), ks: [...a.ks], dropLowest: [...a.drop_lowest], jsThreshold: a.js_threshold, tokensPerForward: section.batch_size * section.context_size };
 }
 
 /** A stable folder name for a set: its members' names hashed. */
@@ -112,36 +114,59 @@ export async function runAttention(plan: AttentionPlan, ctx: AttentionContext): 
   if (!todo.length) return failures;
 
   const P = plan.prompts.length, T = Math.max(...plan.prompts.map((p) => p.tokens.length));
+  const nC = plan.conds.length, H = c.n_head;
+  // Prompts in chunks of about eval.batch_size × context_size tokens (what the eval pass's memory check allowed).
+  const chunk = Math.max(1, Math.floor(plan.tokensPerForward / T));
+  const chunks = Math.ceil(P / chunk);
   const layers = [...new Set(todo.flatMap((u) => u.heads.map((h) => h.layer)))].sort((a, b) => a - b);
-  ctx.info(`eval.attention: ${todo.length} SAE(s)/set(s) × ${plan.conds.length} k = ${todo.length * plan.conds.length} forwards of ${P} prompts (≤ ${T} tokens), ` +
+  ctx.info(`eval.attention: ${todo.length} SAE(s)/set(s) × ${nC} k${chunks > 1 ? ` × ${chunks} batches` : ''} = ${todo.length * nC * chunks} forwards of ≤ ${Math.min(P, chunk)} prompts (≤ ${T} tokens), ` +
     `each from the SAE's hook to its last head's attention (no MLP after it, no unembedding)`);
-  const bar = createProgress('eval: attention', todo.length * plan.conds.length, 'fwd');
+  const bar = createProgress('eval: attention', todo.length * nC * chunks, 'fwd');
   let forwards = 0;
-  const clean = await cleanPass(ctx.model, plan.prompts, layers, todo, c.bos_token_id);
+  const block = () => new Map(layers.map((l) => [l, new Float32Array(P * H * T)]));
+  const cleanRows = block();
+  const state = todo.map((u) => ({ u, layers: [...new Set(u.heads.map((h) => h.layer))], spliced: plan.conds.map(block), seconds: 0, error: undefined as string | undefined }));
   try {
-    for (const u of todo) {
+    for (let p0 = 0; p0 < P; p0 += chunk) {
+      const part = plan.prompts.slice(p0, p0 + chunk);
+      const clean = await cleanPass(ctx.model, part, layers, todo, c.bos_token_id, T);
       try {
-        const t0 = performance.now();
-        const ulayers = [...new Set(u.heads.map((h) => h.layer))];
-        const spliced = await splicedRows(ctx.model, clean, u, ulayers, plan.conds, () => bar.update(++forwards));
-        const seconds = (performance.now() - t0) / 1000;
-        const s = summarise({ prompts: plan.prompts, heads: u.heads, nHead: c.n_head, T: clean.T, clean: clean.rows, conds: plan.conds, spliced, jsThreshold: plan.jsThreshold });
-        const file: AttentionFile = {
-          format: ATTENTION_FORMAT, run: u.name, runs: u.runs, hooks: u.hooks, inputs: u.inputs, js_threshold: plan.jsThreshold, ks: plan.ks, drop_lowest: plan.dropLowest,
-          heads: u.heads.map(headLabel), prompts: plan.prompts, results: s.results, by_head: s.by_head, worst: s.worst,
-          cost: { forwards: plan.conds.length, seconds, prompts: P, max_tokens: T, last_layer: Math.max(...ulayers), backend: currentBackend().detail },
-        };
-        const { columns, rows } = attentionColumns([{ run: u.name, prompts: plan.prompts, records: s.records }]);
-        writeArrowTable(join(u.dir, ATTENTION_ARROW), columns, rows);
-        writeJsonAtomic(join(u.dir, ATTENTION_JSON), file); // last: with matching inputs it marks the result finished
-      } catch (err) {
-        failures.push({ run: u.name, error: `eval.attention: ${(err as Error).message}` });
+        for (const [l, rows] of clean.rows) cleanRows.get(l)!.set(rows, p0 * H * T);
+        for (const st of state) {
+          if (st.error) continue;
+          try {
+            const t0 = performance.now();
+            const rows = await splicedRows(ctx.model, clean, st.u, st.layers, plan.conds, () => bar.update(++forwards));
+            rows.forEach((byLayer, i) => { for (const [l, r] of byLayer) st.spliced[i].get(l)!.set(r, p0 * H * T); });
+            st.seconds += (performance.now() - t0) / 1000;
+          } catch (err) {
+            st.error = (err as Error).message;
+          }
+        }
+      } finally {
+        clean.dispose();
       }
     }
   } finally {
-    clean.dispose();
     bar.stop();
   }
-  ctx.info(`eval.attention: wrote ${todo.map((u) => join(u.dir, ATTENTION_JSON)).join(', ')} (and attention.arrow beside each)`);
+  for (const { u, layers: ulayers, spliced, seconds, error } of state) {
+    try {
+      if (error) throw new Error(error);
+      const s = summarise({ prompts: plan.prompts, heads: u.heads, nHead: H, T, clean: cleanRows, conds: plan.conds, spliced, jsThreshold: plan.jsThreshold });
+      const file: AttentionFile = {
+        format: ATTENTION_FORMAT, run: u.name, runs: u.runs, hooks: u.hooks, inputs: u.inputs, js_threshold: plan.jsThreshold, ks: plan.ks, drop_lowest: plan.dropLowest,
+        heads: u.heads.map(headLabel), prompts: plan.prompts, results: s.results, by_head: s.by_head, worst: s.worst,
+        cost: { forwards: nC * chunks, seconds, prompts: P, max_tokens: T, last_layer: Math.max(...ulayers), backend: currentBackend().detail },
+      };
+      const { columns, rows } = attentionColumns([{ run: u.name, prompts: plan.prompts, records: s.records }]);
+      writeArrowTable(join(u.dir, ATTENTION_ARROW), columns, rows);
+      writeJsonAtomic(join(u.dir, ATTENTION_JSON), file); // last: with matching inputs it marks the result finished
+    } catch (err) {
+      failures.push({ run: u.name, error: `eval.attention: ${(err as Error).message}` });
+    }
+  }
+  const ok = todo.filter((u) => !failures.some((f) => f.run === u.name));
+  if (ok.length) ctx.info(`eval.attention: wrote ${ok.map((u) => join(u.dir, ATTENTION_JSON)).join(', ')} (and attention.arrow beside each)`);
   return failures;
 }
