@@ -9,8 +9,13 @@ import type { AttentionPromptOut } from '../src/eval/attention/types.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { loadGpt2, type LoadedGpt2 } from '../src/model/load.js';
 import type { SaeWeights } from '../src/sae/weights.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { builtinPrompts, promptSpecs, tokenizePrompts } from '../src/eval/attention/prompts.js';
+import { gpt2Tokenizer } from '../src/model/tokenizer.js';
 import { useTestBackend } from './helpers/backend.js';
 import { identitySae } from './helpers/hand-saes.js';
+import { tmpDir } from './helpers/tmp.js';
 
 /**
  * eval.attention on the tiny fixture GPT-2 (2 layers, 4 heads, d_model 64) against its numpy reference
@@ -54,6 +59,40 @@ describe('metrics', () => {
     expect(maxAgreeingDrop([1, 4, 16], [true, true, false])).toBe(4);
     expect(maxAgreeingDrop([1, 4, 16], [false, true, true])).toBe(0);
     expect(maxAgreeingDrop([], [])).toBeNull();
+  });
+});
+
+describe('prompts', () => {
+  const tok = gpt2Tokenizer();
+  const toks = (specs: Parameters<typeof tokenizePrompts>[0]) => tokenizePrompts(specs, tok, 50256, 50257, 1024, 'r.yaml: eval.attention.prompts');
+
+  it('the built-in IOI set: base, swapped and rare variants, one-token names, the query at the last token', () => {
+    const ps = toks(builtinPrompts());
+    expect(ps).toHaveLength(24);
+    expect(ps[0].text).toBe('When Mary and John went to the store, John gave a drink to');
+    expect(ps.slice(0, 3).map((p) => p.variant)).toEqual(['base', 'swapped', 'rare']);
+    expect(ps[2].targets.map((t) => t.text)).toEqual([' Mary', ' Martha']);
+    for (const p of ps) {
+      expect(p.tokens[0]).toBe(50256);
+      expect(p.query).toBe(p.tokens.length - 1);
+      expect(p.targets.map((t) => t.positions.length)).toEqual([1, 2]); // IO once, the repeated name twice, one token each
+    }
+  });
+
+  it('a JSONL file and a list; errors name the file, the line or the prompt, and the fix', () => {
+    const dir = tmpDir('sae-attn-prompts-');
+    const file = join(dir, 'p.jsonl');
+    writeFileSync(file, '{"text": "When Mary and John met, John thanked", "targets": [" Mary", " John"], "position": 3}\n\n{"text": "Hello world"}\n');
+    const ps = toks(promptSpecs(file, 'r.yaml'));
+    expect(ps.map((p) => [p.id, p.query, p.targets.map((t) => t.positions)])).toEqual([['p0', 4, [[2], [4]]], ['p1', 2, []]]); // BOS first: Mary at 2, the first John at 4 = the query; the second is after it
+    expect(toks(promptSpecs(['Hello world'], 'r.yaml'))[0].query).toBe(2);
+    writeFileSync(file, '{"text": "a"}\n{"txt": "b"}\n');
+    expect(() => promptSpecs(file, 'r.yaml')).toThrow(/p\.jsonl:2: .*Each line is \{"text"/);
+    writeFileSync(file, '{"text": "a"\n');
+    expect(() => promptSpecs(file, 'r.yaml')).toThrow(/p\.jsonl:1: not JSON/);
+    expect(() => promptSpecs(join(dir, 'missing.jsonl'), 'r.yaml')).toThrow(/r\.yaml: eval\.attention\.prompts: file ".*missing\.jsonl" not found/);
+    expect(() => toks([{ text: 'When Mary went', targets: [' John'], position: -1 }])).toThrow(/prompt 0: target " John" does not occur at or before the query position.*Mind the leading space/);
+    expect(() => toks([{ text: 'Hello world', targets: [], position: 5 }])).toThrow(/prompt 0: position 5 is outside its 2 tokens/);
   });
 });
 
