@@ -146,7 +146,7 @@ describe('attention patterns against the numpy reference', () => {
   it('prompts of different lengths share a right-padded batch without changing their rows', async () => {
     const short = { tokens: tokens[1].slice(0, 7), query: 6 }, long = { tokens: tokens[0], query: 11 };
     const tok = tf.tensor2d([[...short.tokens, ...Array(9).fill(0)], long.tokens], undefined, 'int32');
-    const rows = await queryRows(model, tok, [6, 11], [1]);
+    const { rows } = await queryRows(model, tok, [6, 11], [1]);
     tok.dispose();
     for (let h = 0; h < H; h++) {
       const want = [refRow('blocks.1.attn.hook_pattern', 1, h, 6), refRow('blocks.1.attn.hook_pattern', 0, h, 11)];

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { gpt2Forward, type HookFn } from '../../model/gpt2.js';
+import type { HookFn } from '../../model/gpt2.js';
 import type { Gpt2Model } from '../../model/weights.js';
 import { disposeTensors, toTensors } from '../../sae/forward.js';
 import type { SaeWeights } from '../../sae/weights.js';
@@ -51,9 +51,8 @@ export async function cleanPass(model: Gpt2Model, prompts: readonly { tokens: nu
   const tokens = tf.tensor2d(batch, undefined, 'int32');
   const queries = prompts.map((p) => p.query);
   const startHooks = [...new Set(units.map((u) => earliestStart(model.config, u.hooks)).filter((s): s is string => s !== null))];
-  const rows = await queryRows(model, tokens, queries, layers);
-  const out = startHooks.length ? gpt2Forward(model, tokens, { hooks: startHooks, logits: false }) : { hooks: {} };
-  const starts = new Map(startHooks.map((h) => [h, out.hooks[h]]));
+  const { rows, kept } = await queryRows(model, tokens, queries, layers, { keep: startHooks }); // one forward for both
+  const starts = new Map(startHooks.map((h) => [h, kept[h]]));
   return { tokens, T: batch[0].length, queries, rows, starts, dispose: () => tf.dispose([tokens, ...starts.values()]) };
 }
 
@@ -70,7 +69,7 @@ export async function splicedRows(model: Gpt2Model, clean: CleanPass, unit: Spli
     for (const cond of conds) {
       const replace: Record<string, HookFn> = {};
       unit.hooks.forEach((h, i) => (replace[h] = ablatedSaeHook(params[i], ablationOf(cond))));
-      out.push(await queryRows(model, clean.tokens, clean.queries, layers, { start: startAt, replace }));
+      out.push((await queryRows(model, clean.tokens, clean.queries, layers, { start: startAt, replace })).rows);
       onForward?.();
     }
     return out;

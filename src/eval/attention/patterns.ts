@@ -35,19 +35,24 @@ export const patternHook = (layer: number) => `blocks.${layer}.attn.hook_pattern
  * Query rows of each layer's attention pattern: for every layer in `layers`, [P, H, T] (prompt p's row of
  * head h at its query position queries[p], over key positions 0..T−1), row-major.
  * Clean from the tokens, or spliced: `start` (a residual hook and its clean value [P, T, D]) and `replace`.
+ * `keep`: hooks whose values the same forward returns as tensors (the caller disposes them).
  */
 export async function queryRows(model: Gpt2Model, tokens: tf.Tensor2D | null, queries: readonly number[], layers: readonly number[],
-  splice: { start?: { hook: string; value: tf.Tensor }; replace?: Record<string, HookFn> } = {}): Promise<Map<number, Float32Array>> {
+  splice: { start?: { hook: string; value: tf.Tensor }; replace?: Record<string, HookFn>; keep?: readonly string[] } = {}): Promise<{ rows: Map<number, Float32Array>; kept: Record<string, tf.Tensor> }> {
   const names = layers.map(patternHook);
-  const rows = tf.tidy(() => {
-    const out = gpt2Forward(model, splice.start ? null : tokens, { start: splice.start, replace: splice.replace, hooks: names, logits: false });
-    return names.map((n) => {
-      const [P, H, T] = out.hooks[n].shape as [number, number, number, number];
-      const byQuery = tf.reshape(tf.transpose(out.hooks[n], [0, 2, 1, 3]), [P * T, H * T]); // row p·T + q: prompt p, query q
-      return tf.gather(byQuery, tf.tensor1d(queries.map((q, p) => p * T + q), 'int32'));
-    });
+  const keep = splice.keep ?? [];
+  const { rows, kept } = tf.tidy(() => {
+    const out = gpt2Forward(model, splice.start ? null : tokens, { start: splice.start, replace: splice.replace, hooks: [...names, ...keep], logits: false });
+    return {
+      kept: Object.fromEntries(keep.map((h) => [h, out.hooks[h]])),
+      rows: names.map((n) => {
+        const [P, H, T] = out.hooks[n].shape as [number, number, number, number];
+        const byQuery = tf.reshape(tf.transpose(out.hooks[n], [0, 2, 1, 3]), [P * T, H * T]); // row p·T + q: prompt p, query q
+        return tf.gather(byQuery, tf.tensor1d(queries.map((q, p) => p * T + q), 'int32'));
+      }),
+    };
   });
   const data = await Promise.all(rows.map((r) => r.data()));
   tf.dispose(rows);
-  return new Map(layers.map((l, i) => [l, data[i] as Float32Array]));
+  return { rows: new Map(layers.map((l, i) => [l, data[i] as Float32Array])), kept };
 }
