@@ -123,10 +123,10 @@ export const AttentionPromptSchema = z.strictObject({
 });
 export const AttentionSchema = z.strictObject({
   /** Heads as "L.H" (a quoted string, or a number such as 9.6), or a bare layer L for all its heads. Empty: per SAE, every head of the 2 layers after its hook. */
-  heads: z.array(z.union([z.string(), z.number()])).default([]),
+  heads: z.array(z.union([z.string(), z.number()], { error: 'a head is "L.H" (e.g. "9.6") or a layer number' })).default([]),
   /** A list (text or {text, targets, position}) or a JSONL file of such objects. Empty: the built-in IOI-style set. */
   prompts: z.union([z.string(), z.array(z.union([z.string(), AttentionPromptSchema]))]).default([]),
-  ks: z.array(z.union([posInt(), z.literal('all')])).min(1).default([1, 2, 3, 5, 8, 16, 32, 'all']),
+  ks: z.array(z.union([posInt(), z.literal('all')], { error: 'a k is a positive integer or all' })).min(1).default([1, 2, 3, 5, 8, 16, 32, 'all']),
   /** Drop-lowest ks measured as well (each token's k smallest active features removed). */
   drop_lowest: z.array(posInt()).default([]),
   /** A head "keeps attending where it did" when its argmax source is unchanged and JS (nats) < this. */
