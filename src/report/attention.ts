@@ -30,7 +30,7 @@ export function minKSpec(f: AttentionFile): TopLevelSpec {
     mark: 'rect',
     encoding: {
       x: { field: 'head', type: 'ordinal', sort: f.heads, title: 'head (layer.head)' },
-      y: { field: 'min_k', type: 'ordinal', sort: kOrder(f), title: 'minimum k' },
+      y: { field: 'min_k', type: 'ordinal', sort: kOrder(f), scale: { domain: kOrder(f) }, title: 'minimum k' },
       color: { field: 'prompts', type: 'quantitative', title: 'prompts', scale: { scheme: 'blues' } },
       tooltip: [{ field: 'head' }, { field: 'min_k' }, { field: 'prompts' }],
     },
@@ -99,9 +99,9 @@ export function nameSwap(f: AttentionFile): { rows: (string | number)[][]; varia
     sentence = `In ${pairs.length} (prompt group, head) pair(s) where the head attends most to a name in the base prompt, ` +
       (rare ? `replacing the repeated name with a rarer one raised the minimum k in ${rare.up}, lowered it in ${rare.down} and left it unchanged in ${rare.same} ` +
         `(median ${med('base')} → ${med('rare')}${variants.includes('swapped') ? `; swapping the names: median ${med('swapped')}` : ''}). ` +
-        (rare.up > rare.down ? 'The SAE\'s top features carry common names better than rare ones: a rare name needs more of them before the head finds it.' :
-          rare.up < rare.down ? 'Here the rare name is, if anything, easier to keep: the head\'s dependence on it is carried by few features.' :
-            'The rarer name neither helps nor hurts the head on these prompts.')
+        (rare.up > rare.down ? 'On these prompts a rare name needs more of the SAE\'s top features than a common one before the head attends as it did.' :
+          rare.up < rare.down ? 'On these prompts the rare name needs fewer of the SAE\'s top features than the common one, not more.' :
+            'On these prompts the rarer name makes no difference to how many features the head needs.')
         : `median minimum k per variant: ${variants.map((v) => `${v} ${med(v)}`).join(', ')}.`);
   }
   return { rows, variants, sentence };
