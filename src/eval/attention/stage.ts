@@ -82,10 +82,9 @@ export interface AttentionContext {
   warn: (msg: string) => void;
 }
 
-/** Runs eval.attention for every run and set; returns the failures (the others' files are written). */
-export async function runAttention(plan: AttentionPlan, ctx: AttentionContext): Promise<{ run: string; error: string }[]> {
+/** The runs and sets to measure, with their heads and inputs; a set whose heads cannot be chosen is a failure. */
+function collectUnits(plan: AttentionPlan, ctx: AttentionContext, failures: { run: string; error: string }[]): Unit[] {
   const c = ctx.model.config;
-  const failures: { run: string; error: string }[] = [];
   const byName = new Map(ctx.runs.map((r) => [r.name, r]));
   const units: Unit[] = [];
   const add = (name: string, members: EvalCheckpoint[], dir: string) => {
@@ -101,14 +100,21 @@ export async function runAttention(plan: AttentionPlan, ctx: AttentionContext): 
   for (const r of ctx.runs) add(r.name, [r], join(ctx.out, r.name));
   for (const set of ctx.sets) {
     const members = set.map((n) => byName.get(n));
-    if (members.every((m) => m)) {
-      try {
-        add(set.join(' + '), members as EvalCheckpoint[], join(ctx.out, SETS_DIR, setFolder(set)));
-      } catch (err) {
-        failures.push({ run: set.join(' + '), error: (err as Error).message });
-      }
+    if (!members.every((m) => m)) continue; // a member failed: reported already
+    try {
+      add(set.join(' + '), members as EvalCheckpoint[], join(ctx.out, SETS_DIR, setFolder(set)));
+    } catch (err) {
+      failures.push({ run: set.join(' + '), error: (err as Error).message });
     }
   }
+  return units;
+}
+
+/** Runs eval.attention for every run and set; returns the failures (the others' files are written). */
+export async function runAttention(plan: AttentionPlan, ctx: AttentionContext): Promise<{ run: string; error: string }[]> {
+  const c = ctx.model.config;
+  const failures: { run: string; error: string }[] = [];
+  const units = collectUnits(plan, ctx, failures);
   const todo = units.filter((u) => ctx.fresh || JSON.stringify(readInputs(join(u.dir, ATTENTION_JSON))) !== JSON.stringify(u.inputs));
   if (units.length > todo.length) ctx.info(`eval.attention: reusing ${units.length - todo.length} finished result(s) with the same inputs (--fresh redoes them).`);
   if (!todo.length) return failures;
@@ -150,23 +156,27 @@ export async function runAttention(plan: AttentionPlan, ctx: AttentionContext): 
   } finally {
     bar.stop();
   }
-  for (const { u, layers: ulayers, spliced, seconds, error } of state) {
+  for (const st of state) {
     try {
-      if (error) throw new Error(error);
-      const s = summarise({ prompts: plan.prompts, heads: u.heads, nHead: H, T, clean: cleanRows, conds: plan.conds, spliced, jsThreshold: plan.jsThreshold });
-      const file: AttentionFile = {
-        format: ATTENTION_FORMAT, run: u.name, runs: u.runs, hooks: u.hooks, inputs: u.inputs, js_threshold: plan.jsThreshold, ks: plan.ks, drop_lowest: plan.dropLowest,
-        heads: u.heads.map(headLabel), prompts: plan.prompts, results: s.results, by_head: s.by_head, worst: s.worst,
-        cost: { forwards: nC * chunks, seconds, prompts: P, max_tokens: T, last_layer: Math.max(...ulayers), backend: currentBackend().detail },
-      };
-      const { columns, rows } = attentionColumns([{ run: u.name, prompts: plan.prompts, records: s.records }]);
-      writeArrowTable(join(u.dir, ATTENTION_ARROW), columns, rows);
-      writeJsonAtomic(join(u.dir, ATTENTION_JSON), file); // last: with matching inputs it marks the result finished
+      if (st.error) throw new Error(st.error);
+      writeUnit(plan, st.u, cleanRows, st.spliced, { forwards: nC * chunks, seconds: st.seconds, prompts: P, max_tokens: T, last_layer: Math.max(...st.layers), backend: currentBackend().detail }, H);
     } catch (err) {
-      failures.push({ run: u.name, error: `eval.attention: ${(err as Error).message}` });
+      failures.push({ run: st.u.name, error: `eval.attention: ${(err as Error).message}` });
     }
   }
   const ok = todo.filter((u) => !failures.some((f) => f.run === u.name));
   if (ok.length) ctx.info(`eval.attention: wrote ${ok.map((u) => join(u.dir, ATTENTION_JSON)).join(', ')} (and attention.arrow beside each)`);
   return failures;
+}
+
+/** Summarises one unit's rows and writes attention.arrow, then attention.json (which, with matching inputs, marks it finished). */
+function writeUnit(plan: AttentionPlan, u: Unit, clean: Map<number, Float32Array>, spliced: Map<number, Float32Array>[], cost: AttentionFile['cost'], nHead: number): void {
+  const s = summarise({ prompts: plan.prompts, heads: u.heads, nHead, T: cost.max_tokens, clean, conds: plan.conds, spliced, jsThreshold: plan.jsThreshold });
+  const file: AttentionFile = {
+    format: ATTENTION_FORMAT, run: u.name, runs: u.runs, hooks: u.hooks, inputs: u.inputs, js_threshold: plan.jsThreshold, ks: plan.ks, drop_lowest: plan.dropLowest,
+    heads: u.heads.map(headLabel), prompts: plan.prompts, results: s.results, by_head: s.by_head, worst: s.worst, cost,
+  };
+  const { columns, rows } = attentionColumns([{ run: u.name, prompts: plan.prompts, records: s.records }]);
+  writeArrowTable(join(u.dir, ATTENTION_ARROW), columns, rows);
+  writeJsonAtomic(join(u.dir, ATTENTION_JSON), file);
 }
