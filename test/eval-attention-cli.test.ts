@@ -84,6 +84,10 @@ describe('eval.attention end to end', () => {
       expect(t.numRows).toBe(P * 2 * 4);
       expect(t.schema.fields.map((x) => x.name)).toEqual(['run', 'prompt', 'group', 'variant', 'layer', 'head', 'mode', 'k', 'query', 'js', 'argmax_clean', 'argmax', 'argmax_same', 'agrees',
         'target_mass_clean', 'target_mass', 'pattern_clean', 'pattern']);
+      expect(t.getChild('run')!.get(0)).toBe(run); // Utf8 and Bool columns read back
+      expect(t.getChild('mode')!.get(3)).toBe('drop_lowest');
+      expect(t.getChild('k')!.get(2)).toBe(-1); // all
+      expect(t.getChild('agrees')!.get(0)).toBe(f.results[0].by_k[0].agrees);
       const js = t.getChild('js')!.toArray() as Float64Array;
       f.results.forEach((r, i) => r.by_k.forEach((row, j) => expect(js[i * 4 + j]).toBeCloseTo(row.js, 12)));
       const row = Array.from((t.getChild('pattern_clean')!.get(0) as { toArray(): Float32Array }).toArray());
