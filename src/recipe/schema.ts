@@ -153,8 +153,8 @@ export const EvalSchema = z.strictObject({
   temperature: z.number().nonnegative().default(0.8),
   sample_seed: z.number().int().default(0),
   reference_models: z.array(z.string()).default([]),
-  /** Optional: attention patterns of downstream heads under top-k splicing (the Mary/John test). */
-  attention: AttentionSchema.optional(),
+  /** Optional: attention patterns of downstream heads under top-k splicing (the Mary/John test). A bare `attention:` means every default. */
+  attention: z.preprocess((v) => (v === null ? {} : v), AttentionSchema).optional(),
   out: z.string(),
 });
 

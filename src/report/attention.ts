@@ -116,7 +116,7 @@ export function attentionSection(files: readonly AttentionFile[], runs: readonly
       'its minimum k is the smallest tested k from which it agrees at every larger k ("never": not even with every feature).',
     blocks: [] as Block[],
   };
-  if (!files.length) return { ...sec, absent: absent ?? 'no attention.json under eval.out: add `attention: {}` to the eval section and run `sae-train eval`.' };
+  if (!files.length) return { ...sec, absent: absent ?? 'no attention.json under eval.out: add `attention:` to the eval section and run `sae-train eval`.' };
   const blocks: Block[] = sec.blocks;
   const byRun = new Map(files.map((f) => [f.run, f]));
   const parentOf = (f: AttentionFile) => runs.find((r) => r.run === f.run)?.parent ?? null;
