@@ -63,7 +63,7 @@ export async function splicedRows(model: Gpt2Model, clean: CleanPass, unit: Spli
     const start = earliestStart(model.config, unit.hooks);
     // The start hook's own replacement applies to the start value, so a single SAE at a residual hook starts right there.
     const value = start ? clean.starts.get(start) : undefined;
-    if (start && !value) throw new Error(`eval.attention: the clean pass has no value at ${start}`);
+    if (start && !value) throw new Error(`the clean pass has no value at ${start}`);
     const startAt = start ? { hook: start, value: value! } : undefined;
     const out: Map<number, Float32Array>[] = [];
     for (const cond of conds) {
