@@ -178,6 +178,7 @@ describe('attention patterns against the numpy reference', () => {
     expect(unchanged).toBeGreaterThan(100);
     // min k is 'all' exactly where k = 63 disagrees
     s.results.forEach((r) => expect(r.min_k).toBe(r.by_k[0].agrees ? 63 : 'all'));
+    s.results.forEach((r) => expect(r.first_k).toBe(r.min_k));
   });
 });
 
@@ -198,6 +199,7 @@ describe('identity SAE and sets', () => {
       expect(Math.max(...js(32)), hook).toBeGreaterThan(1e-4);
       expect(Math.max(...js(1, 'drop_lowest')), hook).toBeGreaterThan(1e-6);
       expect(s.results.every((r) => r.min_k !== null && r.min_k !== 'all' && r.min_k <= 64)).toBe(true);
+      expect(s.results.every((r) => r.first_k !== null && (r.first_k as number) <= (r.min_k as number))).toBe(true);
       expect(s.by_head.map((b) => b.head)).toEqual(defaultHeads(model.config, hook).map((h) => `${h.layer}.${h.head}`));
       expect(s.worst!.spliced.map((x) => x.k)).toEqual([1, 32, 64, 128, 'all']);
     }

@@ -62,6 +62,7 @@ export function summarise(m: Measured): Pick<AttentionFile, 'results' | 'by_head
       results.push({
         prompt: pr.id, head: headLabel(head), clean_argmax: cleanArgmax, clean_argmax_token: pr.token_text[cleanArgmax], clean_target_mass: cleanMass,
         min_k: minK === null ? null : fromRank(minK),
+        first_k: ((i) => (i === undefined ? null : m.conds[i].k))(topIdx.find((i) => rows[i].cmp.agrees)),
         max_drop_agreeing: maxAgreeingDrop(dropIdx.map(kNum), dropIdx.map((i) => rows[i].cmp.agrees)),
         by_k: rows.map((r) => ({ mode: r.cond.mode, k: r.cond.k, js: r.cmp.js, argmax: r.cmp.argmax, argmax_same: r.cmp.argmax_same, target_mass: r.cmp.target_mass, agrees: r.cmp.agrees })),
       });

@@ -41,6 +41,8 @@ export interface AttentionResult {
   clean_target_mass: number[];
   /** smallest tested top-k from which the head agrees at every larger tested k; null: not even at the largest */
   min_k: KLabel | null;
+  /** smallest tested top-k at which it agrees (a larger k may not); null: at none */
+  first_k: KLabel | null;
   /** largest tested drop-lowest k up to which it agrees at every smaller one (0: not at the smallest); null: none tested */
   max_drop_agreeing: number | null;
   by_k: AttentionKRow[];
