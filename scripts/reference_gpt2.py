@@ -33,8 +33,8 @@ def gelu_new(x):
     return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
 
 
-def forward(w, cfg, tokens):
-    """tokens [B, T] int → (hooks dict, logits [B, T, V])."""
+def forward(w, cfg, tokens, replace=None):
+    """tokens [B, T] int → (hooks dict, logits [B, T, V]). replace: {blocks.{l}.hook_resid_pre: fn(x) → x'}."""
     B, T = tokens.shape
     D, H = cfg["n_embd"], cfg["n_head"]
     dh = D // H
@@ -47,6 +47,8 @@ def forward(w, cfg, tokens):
     causal = np.tril(np.ones((T, T), bool))
     for l in range(cfg["n_layer"]):
         p = lambda name: w[f"h.{l}.{name}"]  # noqa: E731
+        if replace and f"blocks.{l}.hook_resid_pre" in replace:
+            resid = replace[f"blocks.{l}.hook_resid_pre"](resid)
         hooks[f"blocks.{l}.hook_resid_pre"] = resid
         x = layer_norm(resid, p("ln_1.weight"), p("ln_1.bias"), eps)
         qkv = x @ p("attn.c_attn.weight") + p("attn.c_attn.bias")
@@ -102,6 +104,56 @@ def fd_grad(w, cfg, tokens, name, idx, eps=1e-5):
     return out
 
 
+EPS = 1e-6
+
+
+def js_rows(p, q):
+    """Jensen–Shannon divergence (nats) of the last axis' distributions, 0·log 0 = 0."""
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(p > 0, p * np.log(p / m), 0.0)
+        b = np.where(q > 0, q * np.log(q / m), 0.0)
+    return np.maximum(0.0, (a.sum(-1) + b.sum(-1)) / 2)
+
+
+def attention_reference(w, cfg, tokens, hooks):
+    """eval.attention's reference (test/eval-attention.test.ts): an SAE at blocks.0.hook_resid_pre whose 2·D
+    features are ± an orthonormal basis Q (so x̂ = x), with the first basis vector u (the tokens' mean residual direction)
+    scaled by EPS in the encoder and 1/EPS in the decoder, so that it is every token's weakest active feature:
+    keeping the top D−1 features drops exactly u (x̂ = x − (x·u)u). Dumps the SAE, the spliced patterns at every
+    layer (top-k = D−1 and the full SAE) and each query row's Jensen–Shannon divergence from the clean one."""
+    D = cfg["n_embd"]
+    rng = np.random.default_rng(SEED + 1)  # its own stream: the values above stay as they were
+    x0 = hooks["blocks.0.hook_resid_pre"]
+    u = x0.mean((0, 1)) / np.linalg.norm(x0.mean((0, 1)))  # the tokens' common direction (no single token's: that one would lack the others)
+    Q, _ = np.linalg.qr(np.concatenate([u[:, None], rng.standard_normal((D, D - 1))], 1))  # Q[:, 0] = ±u
+    s = np.ones(D)
+    s[0] = EPS
+    W_enc = np.concatenate([Q * s, -Q * s], 1).astype(np.float32)  # [D, 2D]
+    W_dec = np.concatenate([(Q / s).T, -(Q / s).T], 0).astype(np.float32)  # [2D, D]
+    We, Wd = W_enc.astype(np.float64), W_dec.astype(np.float64)
+
+    def sae(k):
+        def fn(x):
+            f = np.maximum(x @ We, 0.0)
+            if k is not None:
+                kth = -np.sort(-f, -1)[..., k - 1 : k]
+                dropped = (f > 0) & (f < kth)
+                assert np.all(dropped.sum(-1) <= 1) and np.all(dropped[..., 1:D].sum(-1) + dropped[..., D + 1 :].sum(-1) == 0), "top-k must drop only u"
+                f = np.where(f >= kth, f, 0.0)
+            return f @ Wd
+        return fn
+
+    out = {"attention.W_enc": W_enc, "attention.W_dec": W_dec, "attention.u": u.astype(np.float32)}
+    for name, k in (("topk63", D - 1), ("full", None)):
+        spliced, _ = forward(w, cfg, tokens, {"blocks.0.hook_resid_pre": sae(k)})
+        for l in range(cfg["n_layer"]):
+            pat = spliced[f"blocks.{l}.attn.hook_pattern"]
+            out[f"attention.{name}.blocks.{l}.attn.hook_pattern"] = pat.astype(np.float32)
+            out[f"attention.{name}.blocks.{l}.js"] = js_rows(hooks[f"blocks.{l}.attn.hook_pattern"], pat).astype(np.float32)
+    return out
+
+
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "test", "fixtures", "gpt2-tiny")
     cfg = json.load(open(os.path.join(d, "config.json")))
@@ -133,6 +185,7 @@ def main():
         seq.append(int(forward(w, cfg, np.array([seq]))[1][0, -1].argmax()))
     out["greedy_prompt"] = np.array(seq[:4], np.int32)
     out["greedy_continuation"] = np.array(seq[4:], np.int32)
+    out.update(attention_reference(w, cfg, tokens, hooks))
     path = os.path.join(d, "reference.safetensors")
     st_numpy.save(path, out, {"generator": "scripts/reference_gpt2.py", "seed": str(SEED)})
     print(f"wrote {path}: loss {losses.mean():.6f}, {len(hooks)} hooks")

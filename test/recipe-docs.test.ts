@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
-  ConsistencySchema, EvalFeaturesSchema, EvalSchema, FinetuneSchema, HarvestSchema, RecipeSchema, ReportSchema, SynthSchema, TrainSchema,
+  AttentionSchema, ConsistencySchema, EvalFeaturesSchema, EvalSchema, FinetuneSchema, HarvestSchema, RecipeSchema, ReportSchema, SynthSchema, TrainSchema,
 } from '../src/recipe/schema.js';
 
 /** recipes/README.md documents every key with its real default, so the docs cannot drift from the schema. */
@@ -10,6 +10,7 @@ const SECTIONS: Record<string, z.ZodObject> = {
   'top level': RecipeSchema as unknown as z.ZodObject,
   synth: SynthSchema, harvest: HarvestSchema, train: TrainSchema, finetune: FinetuneSchema,
   eval: EvalSchema, 'eval.features': EvalFeaturesSchema, consistency: ConsistencySchema, report: ReportSchema,
+  'eval.attention': AttentionSchema,
 };
 const SUBSECTIONS = new Set(['synth', 'harvest', 'train', 'finetune', 'eval', 'consistency', 'report']);
 

@@ -23,6 +23,7 @@ const EXPECTED_PLOTS = [
   'consistency-matched', 'consistency-density', 'splitting-best', 'splitting-children',
   'cediff-quantiles', ...base.map((r) => `cediff-hist-${r}`),
   'correlation-pearson', 'correlation-spearman', 'ablation-topk', 'ablation-drop-lowest',
+  ...HOOKS.map((h) => `attention-mink-${runName(h.hook, 32, 0)}`), 'attention-worst',
   ...base.map((r) => `umap-${r}`),
   'training-loss', 'training-mse', 'training-l1', 'training-l0', 'training-dead_fraction',
 ];
@@ -103,7 +104,7 @@ report:
     writeFileSync(bare, `name: bare\nreport:\n  out: ${join(dir, 'bare.html')}\n`);
     expect(await main(['report', bare])).toBe(0);
     const b = readFileSync(join(dir, 'bare.html'), 'utf8');
-    expect(b.match(/class="absent"/g)!.length).toBe(10);
+    expect(b.match(/class="absent"/g)!.length).toBe(11);
     expect(existsSync(join(dir, 'bare.md'))).toBe(true);
   });
 });

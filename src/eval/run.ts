@@ -8,6 +8,7 @@ import { gpt2Tokenizer } from '../model/tokenizer.js';
 import type { Recipe } from '../recipe/load.js';
 import { writePerToken, writeSequences } from './arrow_outputs.js';
 import { evaluateSaes, type EngineSae } from './engine.js';
+import { planAttention, runAttention } from './attention/stage.js';
 import { allAtOnce } from './finish.js';
 import { INPUTS_FILE, modelFingerprint, windowsSha256, type SharedInputs } from './inputs.js';
 import { gpt2ParamCount } from './model_size.js';
@@ -74,6 +75,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
       failures.push({ run: dir, error: err.message });
     }
   }
+  const attention = planAttention(section, recipe.path, c, tok, loaded.map((ck) => ({ name: ck.name, hook: ck.cfg.hook_name })), warn);
 
   // What is already done for the same inputs.
   const shared: SharedInputs = {
@@ -166,6 +168,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
     });
   }
 
+  if (attention) failures.push(...(await runAttention(attention, { model, out: section.out, fresh: opts.fresh, modelFingerprint: shared.model, runs: evaluated.filter((ck) => results.has(ck.name)), inputs, sets, info, warn })));
   const runs = evaluated.map((ck) => results.get(ck.name)).filter((m): m is RunMetrics => !!m);
   if (runs.length) {
     const aao = sets.map((s) => setCache[setKey(s)]).filter((a): a is AllAtOnce => !!a);

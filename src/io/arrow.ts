@@ -1,11 +1,12 @@
-import { Field, FixedSizeList, Float32, Int32, Table, makeData, makeVector, tableFromIPC, tableToIPC, Vector } from 'apache-arrow';
+import { Bool, Field, FixedSizeList, Float32, Int32, Table, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, Vector, vectorFromArray } from 'apache-arrow';
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
 import { UserError, fsError } from './errors.js';
 
 /**
  * A small generic Arrow table writer/reader (IPC *file* format: pyarrow.feather.read_table,
- * polars.read_ipc). Columns are typed arrays (Int32 / Float32 / Float64) or fixed-size lists of float32 or int32.
+ * polars.read_ipc). Columns are typed arrays (Int32 / Float32 / Float64), fixed-size lists of float32 or int32,
+ * or plain arrays of strings (Utf8) or booleans (Bool).
  */
 
 /** A column of `rows` fixed-size float32 (or int32) vectors, row-major. */
@@ -14,9 +15,13 @@ export interface VectorColumn {
   values: Float32Array | Int32Array;
 }
 
-export type ArrowColumn = Int32Array | Float32Array | Float64Array | VectorColumn;
+export type ArrowColumn = Int32Array | Float32Array | Float64Array | VectorColumn | string[] | boolean[];
 
 function toVector(name: string, col: ArrowColumn, rows: number): Vector {
+  if (Array.isArray(col)) {
+    if (col.length !== rows) throw new Error(`arrow column "${name}": ${col.length} values, expected ${rows}`);
+    return typeof col[0] === 'boolean' ? vectorFromArray(col as boolean[], new Bool()) : vectorFromArray(col as string[], new Utf8());
+  }
   if (ArrayBuffer.isView(col)) {
     if (col.length !== rows) throw new Error(`arrow column "${name}": ${col.length} values, expected ${rows}`);
     return makeVector(col);

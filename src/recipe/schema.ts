@@ -119,6 +119,30 @@ export const EvalFeaturesSchema = z.strictObject({
   logit_tokens: posInt().default(10),
 });
 
+/** eval.attention: how many top-k features a downstream attention head needs (src/eval/attention/). */
+export const AttentionPromptSchema = z.strictObject({
+  text: z.string().min(1),
+  /** Tokens whose attention mass is reported (each located in the text before the query). */
+  targets: z.array(z.string().min(1)).default([]),
+  /** Query position: index into the text's tokens (BOS not counted), negative from the end. */
+  position: z.number().int().default(-1),
+  /** Prompts of one group with variants (base, swapped, rare) are compared in the report. */
+  id: z.string().optional(),
+  group: z.string().optional(),
+  variant: z.string().optional(),
+});
+export const AttentionSchema = z.strictObject({
+  /** Heads as "L.H" (a quoted string, or a number such as 9.6), or a bare layer L for all its heads. Empty: per SAE, every head of the 2 layers after its hook. */
+  heads: z.array(z.union([z.string(), z.number()], { error: 'a head is "L.H" (e.g. "9.6") or a layer number' })).default([]),
+  /** A list (text or {text, targets, position}) or a JSONL file of such objects. Empty: the built-in IOI-style set. */
+  prompts: z.union([z.string(), z.array(z.union([z.string(), AttentionPromptSchema]))]).default([]),
+  ks: z.array(z.union([posInt(), z.literal('all')], { error: 'a k is a positive integer or all' })).min(1).default([1, 2, 3, 5, 8, 16, 32, 'all']),
+  /** Drop-lowest ks measured as well (each token's k smallest active features removed). */
+  drop_lowest: z.array(posInt()).default([]),
+  /** A head "keeps attending where it did" when its argmax source is unchanged and JS (nats) < this. */
+  js_threshold: z.number().positive().default(0.05),
+});
+
 export const EvalSchema = z.strictObject({
   corpus: paths(),
   context_size: posInt().default(128),
@@ -141,6 +165,8 @@ export const EvalSchema = z.strictObject({
   reference_models: z.array(z.string()).default([]),
   /** Feature statistics, top contexts and logit effects per run: true (defaults), false, or the settings. */
   features: z.union([z.boolean(), EvalFeaturesSchema]).default(true),
+  /** Optional: attention patterns of downstream heads under top-k splicing (the Mary/John test). A bare `attention:` means every default. */
+  attention: z.preprocess((v) => (v === null ? {} : v), AttentionSchema).optional(),
   out: z.string(),
 });
 
@@ -175,6 +201,7 @@ export type HarvestConfig = z.infer<typeof HarvestSchema>;
 export type TrainSection = z.infer<typeof TrainSchema>;
 export type FinetuneSection = z.infer<typeof FinetuneSchema>;
 export type EvalSection = z.infer<typeof EvalSchema>;
+export type AttentionSection = z.infer<typeof AttentionSchema>;
 export type ConsistencySection = z.infer<typeof ConsistencySchema>;
 export type ReportSection = z.infer<typeof ReportSchema>;
 export type RecipeInput = z.infer<typeof RecipeSchema>;

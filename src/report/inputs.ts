@@ -10,6 +10,8 @@ import { CONSISTENCY_JSON } from '../consistency/run.js';
 import { checkpointName } from '../consistency/run.js';
 import type { Recipe } from '../recipe/load.js';
 import type { FeatureBrowserLink } from './features.js';
+import type { AttentionFile } from '../eval/attention/types.js';
+import { readAttentionFiles } from './attention-inputs.js';
 
 /**
  * Everything the report shows, read from what the other stages wrote. Every part is optional: a missing
@@ -28,6 +30,8 @@ export interface ReportInputs {
   /** per-sequence mean activations and ce_diff, one run per hook (as perToken) */
   sequences: { run: string; hook: string; n: number; dIn: number; meanAct: Float32Array; ceDiff: Float32Array }[];
   consistency?: ConsistencyFile;
+  /** eval.attention results (attention.json of each run and set) */
+  attention?: AttentionFile[];
   /** training metrics.jsonl rows per run */
   training: { run: string; rows: Record<string, number>[] }[];
   /** why a part is missing, by part: eval, correlation, all_at_once, samples, per_token, sequences, consistency, training */
@@ -141,6 +145,7 @@ export function loadReportInputs(recipe: Recipe): ReportInputs {
       const sq = join(evalOut, r.run, 'sequences.arrow');
       if (existsSync(sq)) { inp.sequences.push({ run: r.run, hook: r.hook, ...readSequences(sq) }); sources.push(sq); }
     }
+    inp.attention = readAttentionFiles(evalOut, sources);
     if (inp.perToken.length === 0 && runs.length) absent.per_token = `no per_token.arrow under ${evalOut}/<run>/.`;
     if (inp.sequences.length === 0 && runs.length) absent.sequences = `no sequences.arrow under ${evalOut}/<run>/.`;
   }

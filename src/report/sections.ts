@@ -8,6 +8,7 @@ import {
 } from './plots.js';
 import { umap2d } from './umap.js';
 import { featuresSection } from './features.js';
+import { attentionSection } from './attention.js';
 
 /** The report as data: sections of plots, tables and notes; html.ts and summary.ts write it out. */
 export type Block =
@@ -236,5 +237,5 @@ function training(inp: ReportInputs): Section {
 
 /** Every section of the report, in order. */
 export function buildSections(inp: ReportInputs): Section[] {
-  return [overview(inp), metrics(inp), finetune(inp), consistency(inp), ceDistribution(inp), correlation(inp), ablations(inp), umap(inp), featuresSection(inp.features ?? [], inp.absent.eval), samples(inp), training(inp)];
+  return [overview(inp), metrics(inp), finetune(inp), consistency(inp), ceDistribution(inp), correlation(inp), ablations(inp), attentionSection(inp.attention ?? [], inp.runs, inp.absent.eval), umap(inp), featuresSection(inp.features ?? [], inp.absent.eval), samples(inp), training(inp)];
 }

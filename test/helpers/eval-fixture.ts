@@ -6,6 +6,7 @@ import type { AblationPoint, AllAtOnce, Correlation, RunMetrics, Summary } from 
 import { saveCheckpoint, CHECKPOINT_FORMAT, type SaeCfg } from '../../src/sae/checkpoint.js';
 import type { SaeWeights } from '../../src/sae/weights.js';
 import { writeFeatureFixture } from './features-fixture.js';
+import { writeAttentionFixture } from './attention-fixture.js';
 
 /**
  * What `sae-train eval` writes (src/eval/types.ts, the contract), made up for tests of the report: plausible
@@ -116,6 +117,7 @@ export function writeEvalFixture(evalOut: string): { runs: RunMetrics[] } {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'metrics.json'), JSON.stringify(r, null, 2));
     writeFeatureFixture(dir, r.run, r.hook, r.d_sae);
+    if (r.d_sae === 32 && r.seed === 0) writeAttentionFixture(dir, r.run, r.hook, r.layer);
     if (!r.parent) {
       writeFileSync(join(dir, 'per_token.arrow'), perTokenArrow(seedrandom(r.run)));
       writeFileSync(join(dir, 'sequences.arrow'), sequencesArrow(meanAct, Float32Array.from(r.ce_diff_distribution.per_sequence)));
