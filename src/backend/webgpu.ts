@@ -110,24 +110,26 @@ export async function probeWebGpu(): Promise<AdapterRecord | undefined> {
  * no adapter, or (unless allowSoftware) when the adapter is a software one.
  */
 export async function initWebGpu(allowSoftware: boolean): Promise<AdapterRecord | undefined> {
-  if (record && tf.getBackend() === 'webgpu') return record;
-  const rec = await probeWebGpu();
+  const rec = record ?? (await probeWebGpu());
   if (!rec || !adapter || (rec.software && !allowSoftware)) return undefined;
-  const a = adapter;
+  if (!record) await registerWebGpu(adapter); // an adapter makes one device: register it once, switch to it after
+  record = rec;
+  if (!(await tf.setBackend('webgpu'))) throw new UserError(`the webgpu backend failed to start on ${describeAdapter(rec)}. ${VULKAN_HINT}`);
+  await tf.ready();
+  return rec;
+}
+
+async function registerWebGpu(a: GpuAdapter): Promise<void> {
   const wg = await import('@tensorflow/tfjs-backend-webgpu');
   // Same device descriptor as the package's own factory (base.ts), on our adapter.
   const requiredFeatures = ['timestamp-query'].filter((f) => a.features.has(f));
-  const device = await a.requestDevice({ requiredFeatures, requiredLimits: { ...rec.limits, maxComputeWorkgroupSizeX: a.limits.maxComputeWorkgroupSizeX, maxComputeInvocationsPerWorkgroup: a.limits.maxComputeInvocationsPerWorkgroup } });
-  lost = undefined;
+  const limitNames = ['maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupSizeX', 'maxComputeInvocationsPerWorkgroup'];
+  const device = await a.requestDevice({ requiredFeatures, requiredLimits: Object.fromEntries(limitNames.map((k) => [k, a.limits[k]])) });
   void device.lost.then((l) => {
     if (l.reason !== 'destroyed') lost = l;
   });
   tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => new wg.WebGPUBackend(device as never, a.info as never), 3);
-  if (!(await tf.setBackend('webgpu'))) throw new UserError(`the webgpu backend failed to start on ${describeAdapter(rec)}. ${VULKAN_HINT}`);
-  await tf.ready();
-  record = rec;
-  return rec;
 }
 
 /** Throws when the GPU device was lost (driver reset, GPU fell off the bus): `where` names the step and run. */
