@@ -2,8 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { deviceLimits, saeSweepTrainBytes } from '../src/backend/memory.js';
 import { initBackend } from '../src/backend/picker.js';
-import { isSoftwareAdapter } from '../src/backend/webgpu.js';
+import { isSoftwareAdapter, type AdapterRecord } from '../src/backend/webgpu.js';
+import { UserError } from '../src/io/errors.js';
+import { memoryChunks } from '../src/train/passes.js';
 import { gaussian, makeRng } from '../src/io/rng.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { gpt2Forward, hookNames } from '../src/model/gpt2.js';
@@ -28,6 +31,27 @@ describe('webgpu adapter classification', () => {
     expect(isSoftwareAdapter({ ...base, vendor: 'mesa', architecture: 'software', device: 'llvmpipe (LLVM 15.0.6, 256 bits)' })).toBe(true);
     expect(isSoftwareAdapter({ ...base, vendor: 'google', device: 'SwiftShader Device (Subzero)' })).toBe(true);
     expect(isSoftwareAdapter({ ...base, vendor: 'amd', isFallbackAdapter: true })).toBe(true);
+  });
+});
+
+describe('webgpu memory limits (pure)', () => {
+  const lavapipe: AdapterRecord = {
+    vendor: 'mesa', architecture: 'software', device: 'llvmpipe', description: 'llvmpipe: Mesa 25', isFallbackAdapter: true, software: true,
+    limits: { maxBufferSize: 2 ** 32 - 1, maxStorageBufferBindingSize: 128 * 2 ** 20, maxComputeWorkgroupStorageSize: 32768, maxComputeWorkgroupsPerDimension: 65535 },
+  };
+  const backend = { name: 'webgpu', detail: 'webgpu (llvmpipe)', adapter: lavapipe };
+  const run = (name: string, d_sae: number) => ({ name, d_sae });
+  it('refuses a run whose [batch, d_sae] tensor is over maxStorageBufferBindingSize, with the size and the fix', () => {
+    expect(() => memoryChunks([run('big', 32768)], 768, 2048, backend)).toThrow(/run big .*single tensors of 256\.0 MiB.*128\.0 MiB.*Lower train\.batch_size/);
+    expect(memoryChunks([run('ok', 32768)], 768, 1024, backend)).toHaveLength(1); // exactly 128 MiB fits
+  });
+  it('trains a sweep too big for the device in several passes, each within the estimate', () => {
+    const lim = deviceLimits(backend)!;
+    const runs = Array.from({ length: 40 }, (_, i) => run(`r${i}`, 32768));
+    const chunks = memoryChunks(runs, 768, 512, backend);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.flat()).toEqual(runs);
+    for (const c of chunks) expect(saeSweepTrainBytes(768, c.map((r) => r.d_sae), 512)).toBeLessThanOrEqual(lim.totalBytes);
   });
 });
 
@@ -69,6 +93,26 @@ describe.skipIf(!adapter)('webgpu backend (Dawn)', () => {
       expect(got.fire).toEqual(ref.fire);
       for (const k of ['stats', 'W_enc', 'b_enc', 'W_dec', 'b_dec'] as const) expect(relErr(got[k], ref[k]), `${mode} ${k}`).toBeLessThan(1e-5);
     }
+  });
+
+  it('refuses a tensor over the adapter\'s buffer limit with a UserError instead of computing zeros', async () => {
+    await initBackend('webgpu');
+    const n = Math.floor(Math.min(adapter!.limits.maxStorageBufferBindingSize, adapter!.limits.maxBufferSize) / 4) + 1024;
+    if (n * 4 > 2 ** 31) return; // a hardware adapter with 2 GiB buffers: too big to allocate in a test
+    const before = tf.memory().numTensors;
+    let err: unknown;
+    try {
+      const t = tf.fill([n], 1);
+      await t.data();
+      t.dispose();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(/tensor of [\d.]+ MiB is over this GPU adapter's maxStorageBufferBindingSize .*Lower the batch size/);
+    expect(tf.memory().numTensors).toBe(before);
+    // The backend still works after the refusal.
+    expect(Array.from(await tf.add(tf.scalar(1), tf.scalar(2)).data())).toEqual([3]);
   });
 
   it('GPT-2 forward matches the numpy reference at every hook and the logits within 1e-4, without leaks', async () => {

@@ -129,7 +129,33 @@ async function registerWebGpu(a: GpuAdapter): Promise<void> {
     if (l.reason !== 'destroyed') lost = l;
   });
   tf.removeBackend('webgpu');
-  tf.registerBackend('webgpu', () => new wg.WebGPUBackend(device as never, a.info as never), 3);
+  tf.registerBackend('webgpu', () => guardBuffers(new wg.WebGPUBackend(device as never, a.info as never), a.limits), 3);
+}
+
+type BufferManager = { acquireBuffer(size: number, usage: number, ...rest: unknown[]): unknown };
+
+/**
+ * The last line of defence: a buffer over the adapter's limits is a WebGPU validation error that
+ * tfjs never sees, and the kernel's output comes back as zeros (tfjs #6507). Refuse it instead.
+ * (memory.ts estimates the big tensors before a stage starts; this catches whatever it missed.)
+ */
+function guardBuffers<B extends object>(backend: B, limits: Record<string, number>): B {
+  const bm = (backend as unknown as { bufferManager: BufferManager }).bufferManager;
+  const acquire = bm.acquireBuffer.bind(bm);
+  const STORAGE = (globalThis as unknown as { GPUBufferUsage: { STORAGE: number } }).GPUBufferUsage.STORAGE;
+  bm.acquireBuffer = (size, usage, ...rest) => {
+    const storage = (usage & STORAGE) !== 0;
+    const limit = storage ? Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize) : limits.maxBufferSize;
+    if (size > limit) throw new UserError(overLimitMessage(size, storage ? 'maxStorageBufferBindingSize' : 'maxBufferSize', limit));
+    return acquire(size, usage, ...rest);
+  };
+  return backend;
+}
+
+export function overLimitMessage(bytes: number, limitName: string, limit: number, what = 'a tensor'): string {
+  const mib = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${what} of ${mib(bytes)} is over this GPU adapter's ${limitName} (${mib(limit)}): WebGPU cannot hold it in one buffer ` +
+    '(it would silently compute zeros). Lower the batch size (train.batch_size, finetune.batch_size, eval.batch_size, harvest.batch_size) or d_sae, or use backend: wasm.';
 }
 
 /** Throws when the GPU device was lost (driver reset, GPU fell off the bus): `where` names the step and run. */
