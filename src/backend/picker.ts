@@ -40,7 +40,7 @@ async function tryTensorflow(mods = ['@tensorflow/tfjs-node-gpu', '@tensorflow/t
 /** tfjs-node-gpu only when TensorFlow found a GPU device: without CUDA 11 + cuDNN 8 it runs on the CPU silently. */
 async function tryTensorflowGpu(): Promise<BackendInfo | undefined> {
   const b = await tryTensorflow(['@tensorflow/tfjs-node-gpu']);
-  return b?.detail.includes('GPU') ? b : undefined;
+  return b?.detail.endsWith('(on a CUDA GPU)') ? b : undefined;
 }
 
 async function tryWebGpu(allowSoftware: boolean): Promise<BackendInfo | undefined> {
