@@ -7,7 +7,8 @@
 #   bench/gpu.sh run [--tiny] there, from the repository root: unpacks the Vulkan loader into / (as the device
 #                            machine's README says), finds NVIDIA's Vulkan ICD, prints the adapter, runs the webgpu
 #                            bench and then PyTorch, one JSON line per case, also into $OUT/gpu-bench.jsonl (or
-#                            .gpu-pack/results.jsonl). --tiny: small shapes (a dry run, e.g. on lavapipe).
+#                            .gpu-pack/results.jsonl). --tiny: small shapes (a dry run, e.g. on lavapipe, whose
+#                            128 MiB buffer limit refuses GPT-2's 147 MiB embedding).
 #
 # The cases (bench/gpu.ts, bench/torch_gpu.py): one SAE step d_in 768, d_sae 24576, batch 4096, Adam; a sweep of
 # 4 such SAEs on one batch; GPT-2-small-shape forward to blocks.8.hook_resid_pre, batch 32 x 128, hook read back.
@@ -33,7 +34,7 @@ pack() {
 
 run() {
   local tiny=() out="${OUT:-$P}"
-  [ "${1:-}" = --tiny ] && tiny=(--d-sae 256 --batch 128 --sweep 2 --gpt-batch 2 --gpt-ctx 16 --gpt-layers 2 --reps 3 --warmup 1)
+  [ "${1:-}" = --tiny ] && tiny=(--d-sae 256 --batch 128 --sweep 2 --gpt-batch 2 --gpt-ctx 16 --gpt-layers 2 --gpt-vocab 4096 --reps 3 --warmup 1)
   [ -f "$P/gpu.mjs" ] || { echo "bench/gpu.sh: $P/gpu.mjs missing: run 'bench/gpu.sh pack' on a machine with network first" >&2; exit 1; }
   if ! ldconfig -p | grep -q libvulkan.so.1; then
     for f in "$P"/debs/*.deb; do dpkg -x "$f" /; done

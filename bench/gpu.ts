@@ -6,7 +6,7 @@
  * Each step ends in reading its statistics (as training does), so the time is the GPU's, not a queue's.
  * bench/torch_gpu.py does the same in PyTorch; bench/gpu.sh runs both on a bare machine.
  *
- *   vite-node bench/gpu.ts [-- --d-sae 24576 --batch 4096 --sweep 4 --gpt-batch 32 --gpt-ctx 128 --gpt-layers 8 --reps 10 --backend webgpu]
+ *   vite-node bench/gpu.ts [-- --d-sae 24576 --batch 4096 --sweep 4 --gpt-batch 32 --gpt-ctx 128 --gpt-layers 8 --gpt-vocab 50257 --reps 10 --backend webgpu]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendChoice } from '../src/backend/picker.js';
@@ -24,7 +24,7 @@ const arg = (name: string, def: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : def;
 };
 const D = arg('d-in', 768), F = arg('d-sae', 24576), B = arg('batch', 4096), SWEEP = arg('sweep', 4);
-const GB = arg('gpt-batch', 32), GT = arg('gpt-ctx', 128), GL = arg('gpt-layers', 8), REPS = arg('reps', 10), WARMUP = arg('warmup', 3);
+const GV = arg('gpt-vocab', 50257), GB = arg('gpt-batch', 32), GT = arg('gpt-ctx', 128), GL = arg('gpt-layers', 8), REPS = arg('reps', 10), WARMUP = arg('warmup', 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function timed(fn: () => Promise<void>): Promise<number> {
@@ -69,9 +69,9 @@ async function main() {
     many.forEach(disposeTrainState);
   }
   x.dispose();
-  const config = parseGpt2Config({ n_layer: 12, n_head: 12, n_embd: 768, n_positions: 1024, vocab_size: 50257 }, 'gpt2-small-shaped');
+  const config = parseGpt2Config({ n_layer: 12, n_head: 12, n_embd: 768, n_positions: 1024, vocab_size: GV }, 'gpt2-small-shaped');
   const model = { config, params: toParams(config, randomGpt2Weights(config, 0)), name: 'gpt2-random', dir: '', processing: 'none' };
-  const tokens = tf.tensor2d(Int32Array.from({ length: GB * GT }, (_, i) => (i * 7919) % 50257), [GB, GT], 'int32');
+  const tokens = tf.tensor2d(Int32Array.from({ length: GB * GT }, (_, i) => (i * 7919) % GV), [GB, GT], 'int32');
   const hook = `blocks.${GL}.hook_resid_pre`;
   const t = await timed(async () => {
     const r = gpt2Forward(model, tokens, { hooks: [hook], logits: false });

@@ -6,7 +6,7 @@ Adam), (2) a sweep of 4 SAEs on the same batch, (3) a GPT-2-small-shaped forward
 blocks.8.hook_resid_pre with the activations copied back to the host. Each step ends in a host read (loss.item(),
 .cpu()), as the tfjs step ends in reading its statistics. Prints one JSON line per case.
 Usage: python3 bench/torch_gpu.py [--d-in 768 --d-sae 24576 --batch 4096 --sweep 4 --gpt-batch 32 --gpt-ctx 128
-       --gpt-layers 8 --reps 10 --warmup 3]
+       --gpt-layers 8 --gpt-vocab 50257 --reps 10 --warmup 3]
 """
 import argparse
 import json
@@ -77,7 +77,7 @@ def gpt2_to_layer(w, tokens, n_blocks, n_head):
 
 def main():
     ap = argparse.ArgumentParser()
-    for k, v in dict(d_in=768, d_sae=24576, batch=4096, sweep=4, gpt_batch=32, gpt_ctx=128, gpt_layers=8, reps=10, warmup=3).items():
+    for k, v in dict(d_in=768, d_sae=24576, batch=4096, sweep=4, gpt_batch=32, gpt_ctx=128, gpt_layers=8, gpt_vocab=50257, reps=10, warmup=3).items():
         ap.add_argument('--' + k.replace('_', '-'), type=int, default=v)
     a = ap.parse_args()
     dev = 'cuda'
@@ -93,8 +93,8 @@ def main():
         t = median_time(lambda: [sae_step(*s, x) for s in saes], a.reps, a.warmup)
         print(json.dumps({'impl': f'torch-{mode}', 'case': f'sweep_{a.sweep}', 'ms': t * 1e3, 'tokens_per_s': a.batch / t}))
         del sae, saes
-        w = gpt2_weights(12, 768, 50257, 1024, dev)
-        tok = torch.randint(0, 50257, (a.gpt_batch, a.gpt_ctx), device=dev)
+        w = gpt2_weights(12, 768, a.gpt_vocab, 1024, dev)
+        tok = torch.randint(0, a.gpt_vocab, (a.gpt_batch, a.gpt_ctx), device=dev)
         t = median_time(lambda: gpt2_to_layer(w, tok, a.gpt_layers, 12), a.reps, a.warmup)
         print(json.dumps({'impl': f'torch-{mode}', 'case': f'gpt2_small_to_layer_{a.gpt_layers}', 'batch': a.gpt_batch, 'ctx': a.gpt_ctx, 'ms': t * 1e3, 'tokens_per_s': a.gpt_batch * a.gpt_ctx / t}))
         del w

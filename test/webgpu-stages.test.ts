@@ -61,16 +61,18 @@ describe.skipIf(!adapter)('every stage on webgpu, against wasm', () => {
     const wa = await run(process.execPath, [bin, recipeFor('wasm')], { maxBuffer: 64 << 20, env });
     expect(wa.stdout).toMatch(/harvest: .*reusing it/);
 
-    // Final weights: float32 reassociation over 16 Adam steps; measured max-norm relative error ~1e-5 (lavapipe, 2026-12-01).
+    // Final weights after 16 Adam steps differ by float32 reassociation only: measured max-norm relative error
+    // 1.95e-7 (lavapipe, 2026-12-01); the bound leaves 50× headroom for other drivers.
     const a = weights('webgpu'), b = weights('wasm');
     const worst = Math.max(...runs.flatMap((r) => ['W_enc', 'b_enc', 'W_dec', 'b_dec'].map((k) => relErr(a[r][k].data, b[r][k].data))));
     console.log(`webgpu vs wasm, final SAE weights: max-norm relative error ${worst.toExponential(2)}`);
-    for (const r of runs) for (const k of ['W_enc', 'b_enc', 'W_dec', 'b_dec']) expect(relErr(a[r][k].data, b[r][k].data), `${r} ${k}`).toBeLessThan(1e-3);
+    for (const r of runs) for (const k of ['W_enc', 'b_enc', 'W_dec', 'b_dec']) expect(relErr(a[r][k].data, b[r][k].data), `${r} ${k}`).toBeLessThan(1e-5);
     for (const m of ['scale', 'feature_scale', 'decoder', 'decoder_kl']) {
       const sub = `finetuned-${m}`;
       const fa = readSafetensors(join(dir, 'webgpu', 'ck', runs[0], sub, 'sae_weights.safetensors')).tensors;
       const fb = readSafetensors(join(dir, 'wasm', 'ck', runs[0], sub, 'sae_weights.safetensors')).tensors;
-      expect(relErr(fa.W_dec.data, fb.W_dec.data), `${m} W_dec`).toBeLessThan(1e-3);
+      console.log(`webgpu vs wasm, finetuned-${m} W_dec: max-norm relative error ${relErr(fa.W_dec.data, fb.W_dec.data).toExponential(2)}`);
+      expect(relErr(fa.W_dec.data, fb.W_dec.data), `${m} W_dec`).toBeLessThan(1e-4);
     }
     for (const r of runs) {
       const ma = JSON.parse(readFileSync(join(dir, 'webgpu', 'eval', r, 'metrics.json'), 'utf8'));
