@@ -6,7 +6,7 @@ Adam), (2) a sweep of 4 SAEs on the same batch, (3) a GPT-2-small-shaped forward
 blocks.8.hook_resid_pre with the activations copied back to the host. Each step ends in a host read (loss.item(),
 .cpu()), as the tfjs step ends in reading its statistics. Prints one JSON line per case.
 Usage: python3 bench/torch_gpu.py [--d-in 768 --d-sae 24576 --batch 4096 --sweep 4 --gpt-batch 32 --gpt-ctx 128
-       --gpt-layers 8 --gpt-vocab 50257 --reps 10 --warmup 3]
+       --gpt-layers 8 --gpt-vocab 50257 --reps 10 --warmup 3 --device cuda]
 """
 import argparse
 import json
@@ -79,9 +79,10 @@ def main():
     ap = argparse.ArgumentParser()
     for k, v in dict(d_in=768, d_sae=24576, batch=4096, sweep=4, gpt_batch=32, gpt_ctx=128, gpt_layers=8, gpt_vocab=50257, reps=10, warmup=3).items():
         ap.add_argument('--' + k.replace('_', '-'), type=int, default=v)
+    ap.add_argument('--device', default='cuda', help='cuda (the bench); cpu only to dry-run this script')
     a = ap.parse_args()
-    dev = 'cuda'
-    print(json.dumps({'torch': torch.__version__, 'device': torch.cuda.get_device_name(0)}))
+    dev = a.device
+    print(json.dumps({'torch': torch.__version__, 'device': torch.cuda.get_device_name(0) if dev == 'cuda' else dev}))
     for mode in ('fp32', 'tf32'):
         torch.backends.cuda.matmul.allow_tf32 = mode == 'tf32'
         torch.backends.cudnn.allow_tf32 = mode == 'tf32'
