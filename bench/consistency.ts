@@ -48,15 +48,15 @@ async function main() {
   for (const n of [512, 1024, 2048]) {
     const { a, b } = dictionaries(n, D, `small-${n}`);
     const eng = new CosineEngine(b, n, D);
-    const cmp = eng.compare(a, n, { topK: DEFAULT_MATCH.topK, keepFull: true });
+    const cmp = await eng.compare(a, n, { topK: DEFAULT_MATCH.topK, keepFull: true });
     const tH: number[] = [], tS: number[] = [];
     let costH = 0, costS = 0;
     for (let rep = 0; rep < 3; rep++) {
       let t0 = performance.now();
-      costH = matchDictionaries(eng, a, b, cmp, { ...DEFAULT_MATCH, denseMax: Infinity }).cost;
+      costH = (await matchDictionaries(eng, a, b, cmp, { ...DEFAULT_MATCH, denseMax: Infinity })).cost;
       tH.push(secs(t0));
       t0 = performance.now();
-      costS = matchDictionaries(eng, a, b, cmp, { ...DEFAULT_MATCH, denseMax: 0 }).cost;
+      costS = (await matchDictionaries(eng, a, b, cmp, { ...DEFAULT_MATCH, denseMax: 0 })).cost;
       tS.push(secs(t0));
     }
     eng.dispose();
@@ -70,13 +70,13 @@ async function main() {
   console.log(`block ${blk} rows; tensor memory bound ~${formatBytes(compareBytes(N, N, D))}`);
   let t0 = performance.now();
   const eng = new CosineEngine(b, N, D);
-  const cmp = eng.compare(a, N, { topK: DEFAULT_MATCH.topK });
+  const cmp = await eng.compare(a, N, { topK: DEFAULT_MATCH.topK });
   const tPass = secs(t0);
   const peak = tf.memory().numBytes;
   const gflop = (2 * N * N * D) / 1e9;
   console.log(`blocked pass (MMCS both ways + top-${DEFAULT_MATCH.topK} per row and column): ${tPass.toFixed(1)} s, ${(gflop / tPass).toFixed(1)} GFLOP/s effective; MMCS a→b ${mean(cmp.rowMax).toFixed(4)}, b→a ${mean(cmp.colMax).toFixed(4)}; tensors held after: ${formatBytes(peak)}`);
   t0 = performance.now();
-  const m = matchDictionaries(eng, a, b, cmp, DEFAULT_MATCH);
+  const m = await matchDictionaries(eng, a, b, cmp, DEFAULT_MATCH);
   const tMatch = secs(t0);
   eng.dispose();
   console.log(`sparse matching: ${tMatch.toFixed(1)} s (augmenting ${m.solveSeconds.toFixed(1)} s, pricing ${m.pricingSeconds.toFixed(1)} s; ${m.pricingRounds} pricing rounds, ${m.pricedRows} rows priced, ${m.edges} edges, ${m.expandedRows} rows expanded)`);

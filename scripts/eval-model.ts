@@ -74,7 +74,7 @@ async function main(): Promise<void> {
 
   const tok = gpt2Tokenizer();
   const prompt = [50256, ...tok.encode(PROMPT)];
-  const sample = PROMPT + tok.decode(generate(model, prompt, { maxNewTokens: 40 }));
+  const sample = PROMPT + tok.decode(await generate(model, prompt, { maxNewTokens: 40 }));
 
   const record: EvalRecord = {
     model: dir,

@@ -1,7 +1,7 @@
 /**
  * Trains the embedded model models/gpt2-sotu: a small GPT-2 (this project's forward, src/model/gpt2.ts) with
  * GPT-2's tokenizer and 50257-token vocabulary, by tfjs autodiff and Adam (src/model/train-lm.ts), on the
- * training split of the State of the Union corpus (scripts/sotu.ts), on the wasm backend.
+ * training split of the State of the Union corpus (scripts/sotu.ts), on the wasm backend (`-- --backend webgpu` on a GPU).
  *
  *   npm run train:model                  train, or continue an interrupted run (state in .model-work/)
  *   npm run train:model -- --fresh       start over
@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../src/backend/picker.js';
+import { BACKENDS, initBackend, type BackendChoice } from '../src/backend/picker.js';
 import { createProgress } from '../src/ui/progress.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { UserError } from '../src/io/errors.js';
@@ -57,11 +57,11 @@ type Settings = typeof DEFAULTS;
 /** Settings that do not change what is trained (a resumed run may change them). */
 const NON_IDENTITY: (keyof Settings)[] = ['log_every', 'checkpoint_every_s'];
 
-function parseSettings(argv: string[]): { s: Settings; fresh: boolean; work: string; out: string } {
+function parseSettings(argv: string[]): { s: Settings; fresh: boolean; work: string; out: string; backend: BackendChoice } {
   const options = Object.fromEntries(Object.keys(DEFAULTS).map((k) => [k, { type: 'string' as const }]));
   const { values } = parseArgs({
     args: argv.filter((a) => a !== '--'),
-    options: { ...options, fresh: { type: 'boolean' }, work: { type: 'string' }, out: { type: 'string' } },
+    options: { ...options, fresh: { type: 'boolean' }, work: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' } },
     strict: true,
   });
   const s = { ...DEFAULTS };
@@ -72,7 +72,9 @@ function parseSettings(argv: string[]): { s: Settings; fresh: boolean; work: str
     if (!Number.isFinite(n)) throw new UserError(`--${k}: expected a number, got "${v}".`);
     s[k] = n;
   }
-  return { s, fresh: !!values.fresh, work: (values.work as string) ?? '.model-work', out: (values.out as string) ?? 'models/gpt2-sotu' };
+  const backend = ((values.backend as string | undefined) ?? 'wasm') as BackendChoice;
+  if (!BACKENDS.includes(backend)) throw new UserError(`--backend: one of ${BACKENDS.join(', ')}, got "${backend}".`);
+  return { s, fresh: !!values.fresh, work: (values.work as string) ?? '.model-work', out: (values.out as string) ?? 'models/gpt2-sotu', backend };
 }
 
 function identity(s: Settings): Record<string, unknown> {
@@ -106,8 +108,8 @@ function curveCsv(rows: readonly LmCurveRow[]): string {
 }
 
 async function main(): Promise<void> {
-  const { s, fresh, work, out } = parseSettings(process.argv.slice(2));
-  const backend = await initBackend('wasm');
+  const { s, fresh, work, out, backend: choice } = parseSettings(process.argv.slice(2));
+  const backend = await initBackend(choice);
   mkdirSync(work, { recursive: true });
   if (fresh) removeLmState(work); // the tokenized-windows cache stays
 

@@ -67,7 +67,7 @@ function expectedMaxCosine(d: number, m: number): number {
 }
 
 describe('blocked cosine pass', () => {
-  it('equals the dense computation (max, argmax, top-k, counts, full matrix) and leaks no tensors', () => {
+  it('equals the dense computation (max, argmax, top-k, counts, full matrix) and leaks no tensors', async () => {
     const rng = seedrandom('blocked');
     const g = gaussian(rng);
     const n = 70, m = 90, d = 24, k = 5;
@@ -80,7 +80,7 @@ describe('blocked cosine pass', () => {
     }));
     const before = tf.memory().numTensors;
     const eng = new CosineEngine(b, m, d);
-    const c = eng.compare(a, n, { topK: k, countAbove: 0.3, keepFull: true, blockRows: 16 });
+    const c = await eng.compare(a, n, { topK: k, countAbove: 0.3, keepFull: true, blockRows: 16 });
     eng.dispose();
     expect(tf.memory().numTensors).toBe(before);
     for (let i = 0; i < n; i++) {
@@ -125,9 +125,9 @@ describe('consistency of two dictionaries', () => {
   });
 
   for (const [label, denseMax] of [['Hungarian', 1024], ['sparse matcher', 0]] as const) {
-    it(`a checkpoint against its row-permuted copy: MMCS 1, and the ${label} recovers the permutation`, () => {
+    it(`a checkpoint against its row-permuted copy: MMCS 1, and the ${label} recovers the permutation`, async () => {
       const before = tf.memory().numTensors;
-      const r = seedPairConsistency(w, copy, [0.5, 0.7, 0.9], undefined, { ...DEFAULT_MATCH, denseMax });
+      const r = await seedPairConsistency(w, copy, [0.5, 0.7, 0.9], undefined, { ...DEFAULT_MATCH, denseMax });
       expect(tf.memory().numTensors).toBe(before);
       for (const s of [r.decoder, r.encoder]) {
         expect(s.mmcs).toBeCloseTo(1, 5);
@@ -140,14 +140,14 @@ describe('consistency of two dictionaries', () => {
       const inv = new Array(n);
       perm.forEach((p, j) => { inv[p] = j; });
       const opts = { ...DEFAULT_MATCH, denseMax };
-      const dec = spaceConsistency(normalizeRows(w.W_dec, n, d), normalizeRows(copy.W_dec, n, d), n, n, d, [0.9], opts);
-      const enc = spaceConsistency(normalizeRows(transposeHost(w.W_enc, d, n), n, d), normalizeRows(transposeHost(copy.W_enc, d, n), n, d), n, n, d, [0.9], opts);
+      const dec = await spaceConsistency(normalizeRows(w.W_dec, n, d), normalizeRows(copy.W_dec, n, d), n, n, d, [0.9], opts);
+      const enc = await spaceConsistency(normalizeRows(transposeHost(w.W_enc, d, n), n, d), normalizeRows(transposeHost(copy.W_enc, d, n), n, d), n, n, d, [0.9], opts);
       expect(Array.from(dec.rowToCol)).toEqual(inv);
       expect(Array.from(enc.rowToCol)).toEqual(inv);
     });
   }
 
-  it('an unrelated random dictionary has the MMCS expected of random directions', () => {
+  it('an unrelated random dictionary has the MMCS expected of random directions', async () => {
     const d = 32, n = 512;
     const other = randomWeights(d, n, seedrandom('other'));
     const mine = randomWeights(d, n, seedrandom('mine'));
@@ -155,7 +155,7 @@ describe('consistency of two dictionaries', () => {
     const rough = Math.sqrt((2 * Math.log(n)) / d); // ≈ 0.62, the large-m approximation
     expect(expected).toBeGreaterThan(0.45);
     expect(expected).toBeLessThan(0.56);
-    const r = seedPairConsistency(mine, other, [0.5, 0.7, 0.9], undefined, { ...DEFAULT_MATCH, denseMax: 0, topK: 8 });
+    const r = await seedPairConsistency(mine, other, [0.5, 0.7, 0.9], undefined, { ...DEFAULT_MATCH, denseMax: 0, topK: 8 });
     for (const s of [r.decoder, r.encoder]) {
       expect(Math.abs(s.mmcs - expected)).toBeLessThan(0.02);
       expect(Math.abs(s.mmcs_reverse - expected)).toBeLessThan(0.02);
@@ -166,7 +166,7 @@ describe('consistency of two dictionaries', () => {
     }
   });
 
-  it('the sparse matching (with pricing) equals scipy linear_sum_assignment on the full matrix', () => {
+  it('the sparse matching (with pricing) equals scipy linear_sum_assignment on the full matrix', async () => {
     const dir = tmpDir();
     const g = gaussian(seedrandom('scipy'));
     const n = 400, d = 16;
@@ -187,9 +187,9 @@ r, k = linear_sum_assignment(c)
 print(json.dumps({'cols': k.tolist(), 'cost': float(c[r, k].sum())}))
 `, [join(dir, 'a.bin'), join(dir, 'b.bin')]));
     const eng = new CosineEngine(b, n, d);
-    const cmp = eng.compare(a, n, { topK: 4 });
+    const cmp = await eng.compare(a, n, { topK: 4 });
     const before = tf.memory().numTensors;
-    const r = matchDictionaries(eng, a, b, cmp, { ...DEFAULT_MATCH, denseMax: 0, topK: 4 });
+    const r = await matchDictionaries(eng, a, b, cmp, { ...DEFAULT_MATCH, denseMax: 0, topK: 4 });
     expect(tf.memory().numTensors).toBe(before);
     eng.dispose();
     expect(r.pricingRounds).toBeGreaterThan(0);

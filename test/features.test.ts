@@ -403,7 +403,7 @@ o = np.argsort(L, axis=1, kind='stable')[:, :4]; out('bot', o); out('botv', np.t
   it.skipIf(!CHROMIUM)('large SAEs: pages of features, each listing and searching all of them', async () => {
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
     const paged = join(root, 'paged', 'p.html');
-    const links = writeFeatureBrowsers(EvalRecipeStub(out), summary.runs, paged, 2);
+    const links = await writeFeatureBrowsers(EvalRecipeStub(out), summary.runs, paged, 2);
     const link = links.find((l) => l.run === 'run')!;
     expect(link.pages).toBe(3);
     const dir = join(root, 'paged', 'p.features');

@@ -20,7 +20,7 @@ describe.skipIf(!dir)('real GPT-2 small (SAE_TRAIN_GPT2_DIR)', () => {
     const tokens = [[50256, 15496, 995, 0]];
     const loss = tf.tidy(() => meanCrossEntropy(gpt2Forward(model, tokens).logits!, tokens).dataSync()[0]);
     expect(loss).toBeCloseTo(5.3319, 3);
-    const out = generate(model, [464, 3290], { maxNewTokens: 14 });
+    const out = await generate(model, [464, 3290], { maxNewTokens: 14 });
     expect(out).toEqual([373, 1043, 287, 257, 2214, 1474, 262, 16246, 286, 2688, 290, 2688, 27262, 13]);
     disposeParams(model.params);
   });

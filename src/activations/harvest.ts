@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { WASM_SAFE_BYTES, formatBytes } from '../backend/memory.js';
+import { currentBackend, type BackendInfo } from '../backend/picker.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
 import { checkNotEmpty, corpusFiles, corpusWindows, newStats } from '../model/corpus.js';
@@ -250,7 +251,7 @@ export async function runHarvest(model: LoadedGpt2, spec: HarvestSpec, dir: stri
   }
   checkNotEmpty(stats, windowIndex, ctx, `${opts.where}: harvest.corpus`);
 
-  const manifest: Manifest & { harvest: HarvestSpec; tokens_requested: number } = {
+  const manifest: Manifest & { harvest: HarvestSpec; tokens_requested: number; backend: BackendInfo } = {
     format: CACHE_FORMAT,
     model: { name: model.name, d_model: c.n_embd, n_layers: c.n_layer, processing: spec.processing },
     hooks,
@@ -263,6 +264,7 @@ export async function runHarvest(model: LoadedGpt2, spec: HarvestSpec, dir: stri
     shards,
     corpus: { paths: spec.corpus, documents: stats.documents },
     created_by: CREATED_BY,
+    backend: currentBackend(),
     tokens_requested: target,
     harvest: spec,
   };

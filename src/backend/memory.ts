@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { totalmem } from 'node:os';
+import type { AdapterRecord } from './webgpu.js';
+
 /**
  * Memory estimates, so that runs too big for the wasm heap are refused
  * before they start: past ~4 GiB tfjs-wasm was seen to hand out overlapping
@@ -49,4 +53,53 @@ export function formatBytes(n: number): string {
   if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
   if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
   return `${(n / 1024).toFixed(1)} KiB`;
+}
+
+/**
+ * What a backend can hold: one tensor (one buffer) and all tensors together, so that a
+ * stage too big is refused before it starts. wasm: the safe heap. webgpu: the adapter's
+ * buffer limits (maxStorageBufferBindingSize: 128 MiB on lavapipe, 2 GiB − 4 on NVIDIA
+ * Vulkan) and the device's memory where it can be known (NVIDIA: nvidia-smi; a software
+ * adapter: host memory). Other backends: no known limit (undefined).
+ */
+export interface DeviceLimits {
+  /** Largest single tensor, bytes. */
+  tensorBytes: number;
+  /** All tensors of a run together, bytes (Infinity when unknown). */
+  totalBytes: number;
+  /** Where the limits come from, for messages. */
+  label: string;
+}
+
+export function deviceLimits(b: { name: string; adapter?: AdapterRecord }): DeviceLimits | undefined {
+  if (b.name === 'wasm') return { tensorBytes: WASM_SAFE_BYTES, totalBytes: WASM_SAFE_BYTES, label: 'the wasm backend\'s safe heap' };
+  if (b.name !== 'webgpu' || !b.adapter) return undefined;
+  const a = b.adapter;
+  const memory = a.software ? 0.5 * totalmem() : nvidiaMemoryBytes(a);
+  return {
+    tensorBytes: Math.min(a.limits.maxBufferSize, a.limits.maxStorageBufferBindingSize),
+    totalBytes: memory === undefined ? Infinity : 0.9 * memory,
+    label: `the GPU adapter (${a.device || a.vendor}: maxStorageBufferBindingSize ${formatBytes(a.limits.maxStorageBufferBindingSize)} per tensor` +
+      `${memory === undefined ? '' : `, ${formatBytes(memory)} ${a.software ? 'host' : 'device'} memory`})`,
+  };
+}
+
+let nvidiaMemo: number | undefined | null = null;
+/** Total memory of the smallest NVIDIA GPU (nvidia-smi), or undefined: WebGPU itself does not report it. */
+function nvidiaMemoryBytes(a: AdapterRecord): number | undefined {
+  if (!/nvidia/i.test(`${a.vendor} ${a.description}`)) return undefined;
+  if (nvidiaMemo !== null) return nvidiaMemo;
+  try {
+    const out = execFileSync('nvidia-smi', ['--query-gpu=memory.total', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const mib = out.split('\n').map(Number).filter((x) => x > 0);
+    nvidiaMemo = mib.length ? Math.min(...mib) * 1024 ** 2 : undefined;
+  } catch {
+    nvidiaMemo = undefined;
+  }
+  return nvidiaMemo;
+}
+
+/** The largest single tensor of one SAE step (src/sae/loss.ts): [batch, d_sae] activations or [d_in, d_sae] weights. */
+export function saeLargestTensorBytes(dIn: number, dSae: number, batch: number): number {
+  return Math.max(batch, dIn) * dSae * 4;
 }

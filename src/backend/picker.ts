@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../io/errors.js';
+import { describeAdapter, initWebGpu, VULKAN_HINT, type AdapterRecord } from './webgpu.js';
 
-export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
 export interface BackendInfo {
@@ -9,6 +10,8 @@ export interface BackendInfo {
   name: string;
   /** What was loaded, for logs and cfg.json (e.g. "tfjs-node-gpu", "wasm (simd, 1 thread)"). */
   detail: string;
+  /** webgpu: the adapter (vendor, device, driver, limits), recorded in cfg.json and the cache manifest. */
+  adapter?: AdapterRecord;
 }
 
 let current: BackendInfo | undefined;
@@ -22,15 +25,34 @@ async function tryImport(mod: string): Promise<boolean> {
   }
 }
 
-async function tryTensorflow(): Promise<BackendInfo | undefined> {
+async function tryTensorflow(mods = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']): Promise<BackendInfo | undefined> {
   // tfjs-node(-gpu) are optionalDependencies: absent on machines where libtensorflow could not be downloaded.
-  for (const mod of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+  for (const mod of mods) {
     if ((await tryImport(mod)) && (await tf.setBackend('tensorflow').catch(() => false))) {
       await tf.ready();
-      return { name: 'tensorflow', detail: mod.replace('@tensorflow/', '') };
+      const gpu = (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+      return { name: 'tensorflow', detail: `${mod.replace('@tensorflow/', '')} (${gpu ? 'on a CUDA GPU' : 'on the CPU'})` };
     }
   }
   return undefined;
+}
+
+/** tfjs-node-gpu only when TensorFlow found a GPU device: without CUDA 11 + cuDNN 8 it runs on the CPU silently. */
+async function tryTensorflowGpu(): Promise<BackendInfo | undefined> {
+  const b = await tryTensorflow(['@tensorflow/tfjs-node-gpu']);
+  return b?.detail.endsWith('(on a CUDA GPU)') ? b : undefined;
+}
+
+async function tryWebGpu(allowSoftware: boolean): Promise<BackendInfo | undefined> {
+  const a = await initWebGpu(allowSoftware);
+  return a && { name: 'webgpu', detail: describeAdapter(a), adapter: a };
+}
+
+async function forceWebGpu(): Promise<BackendInfo> {
+  const info = await tryWebGpu(true);
+  if (!info) throw new UserError(`backend "webgpu": no WebGPU adapter found (Dawn found no GPU). ${VULKAN_HINT} Or use backend: wasm.`);
+  if (info.adapter?.software) info.detail += ' [note: a software adapter runs on the CPU, slower than wasm; backend: auto never picks it]';
+  return info;
 }
 
 async function tryWasm(): Promise<BackendInfo | undefined> {
@@ -50,7 +72,8 @@ async function useCpu(): Promise<BackendInfo> {
 }
 
 /**
- * Picks the tensor backend: tfjs-node-gpu, tfjs-node, wasm, cpu in that order for `auto`;
+ * Picks the tensor backend, for `auto` in this order: tfjs-node-gpu (only on a GPU),
+ * webgpu (only on a hardware adapter), tfjs-node, wasm, cpu;
  * an explicit choice that cannot load is an error naming what to install.
  * Idempotent: a second call with the same choice returns the backend already set.
  */
@@ -62,6 +85,9 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       info = await tryTensorflow();
       if (!info) throw new UserError('backend "tensorflow" is not available: install @tensorflow/tfjs-node (CPU) or @tensorflow/tfjs-node-gpu (CUDA 11.8 + cuDNN 8) with network access to download libtensorflow, or use backend: wasm.');
       break;
+    case 'webgpu':
+      info = await forceWebGpu();
+      break;
     case 'wasm':
       info = await tryWasm();
       if (!info) throw new UserError('backend "wasm" failed to load (@tensorflow/tfjs-backend-wasm). Reinstall with `npm ci`, or use backend: cpu.');
@@ -70,7 +96,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       info = await useCpu();
       break;
     case 'auto':
-      info = (await tryTensorflow()) ?? (await tryWasm()) ?? (await useCpu());
+      info = (await tryTensorflowGpu()) ?? (await tryWebGpu(false)) ?? (await tryTensorflow()) ?? (await tryWasm()) ?? (await useCpu());
       break;
     default:
       throw new UserError(`unknown backend "${choice as string}": choose one of ${BACKENDS.join(', ')}.`);

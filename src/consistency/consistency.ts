@@ -75,7 +75,7 @@ function exactRow(aUnit: Float32Array, i: number, bUnit: Float32Array, m: number
  * sparse path, n ≤ m for the dense one). `cmp` is the blocked pass of A against B (with topK ≥ opts.topK,
  * and keepFull when n ≤ denseMax).
  */
-export function matchDictionaries(engine: CosineEngine, aUnit: Float32Array, bUnit: Float32Array, cmp: Comparison, opts: MatchOptions = DEFAULT_MATCH): DictionaryMatch {
+export async function matchDictionaries(engine: CosineEngine, aUnit: Float32Array, bUnit: Float32Array, cmp: Comparison, opts: MatchOptions = DEFAULT_MATCH): Promise<DictionaryMatch> {
   const { n, m } = cmp;
   const d = engine.d;
   if (n <= opts.denseMax && cmp.full) {
@@ -121,7 +121,7 @@ export function matchDictionaries(engine: CosineEngine, aUnit: Float32Array, bUn
     const aSub = new Float32Array(s * d);
     suspicious.forEach((i, t) => aSub.set(aUnit.subarray(i * d, (i + 1) * d), t * d));
     t0 = performance.now();
-    const top = engine.priceRows(aSub, s, matcher.v, PRICE_K, (r) => opts.onProgress?.(`pricing round ${rounds}`, r));
+    const top = await engine.priceRows(aSub, s, matcher.v, PRICE_K, (r) => opts.onProgress?.(`pricing round ${rounds}`, r));
     priceMs += performance.now() - t0;
     suspicious.forEach((i, t) => {
       const cols: number[] = [], costs: number[] = [];

@@ -98,7 +98,7 @@ export class CosineEngine {
   }
 
   /** One blocked pass over S = A·Bᵀ for A [n, d] with unit rows. */
-  compare(aUnitND: Float32Array, n: number, opts: CompareOptions = {}): Comparison {
+  async compare(aUnitND: Float32Array, n: number, opts: CompareOptions = {}): Promise<Comparison> {
     const { m, d } = this;
     if (aUnitND.length !== n * d) throw new Error(`compare: A has ${aUnitND.length} values, expected ${n}×${d}`);
     const k = Math.min(opts.topK ?? 0, m, n);
@@ -130,7 +130,9 @@ export class CosineEngine {
         if (opts.keepFull) t.full = sBM;
         return t;
       });
-      const get = <T extends Float32Array | Int32Array>(name: string) => res[name].dataSync() as T;
+      // Async reads (the webgpu backend cannot read synchronously in Node), all at once.
+      const host = Object.fromEntries(await Promise.all(Object.entries(res).map(async ([k, v]) => [k, await v.data()] as const)));
+      const get = <T extends Float32Array | Int32Array>(name: string) => host[name] as T;
       out.rowMax.set(get('rowMax'), r0);
       out.rowArg.set(get('rowArg'), r0);
       const cMax = get<Float32Array>('colMax'), cArg = get<Int32Array>('colArg');
@@ -152,7 +154,7 @@ export class CosineEngine {
    * For rows A [s, d] (unit) and column offsets vM [m]: per row, the kk largest of S_ij + v_j (descending),
    * i.e. the most negative reduced costs (1 − S_ij) − v_j − u_i of an assignment with column duals v.
    */
-  priceRows(aUnitSD: Float32Array, s: number, vM: Float64Array, kk: number, onBlock?: (rowsDone: number) => void): { idx: Int32Array; val: Float32Array; k: number } {
+  async priceRows(aUnitSD: Float32Array, s: number, vM: Float64Array, kk: number, onBlock?: (rowsDone: number) => void): Promise<{ idx: Int32Array; val: Float32Array; k: number }> {
     const { m, d } = this;
     const k = Math.min(kk, m);
     const blk = blockRowsFor(s, m);
@@ -162,8 +164,8 @@ export class CosineEngine {
       for (let r0 = 0; r0 < s; r0 += blk) {
         const r1 = Math.min(s, r0 + blk), b = r1 - r0;
         const top = tf.tidy(() => tf.topk(tf.add(matMul(tf.tensor2d(aUnitSD.subarray(r0 * d, r1 * d), [b, d]), this.bT), v), k));
-        val.set(top.values.dataSync() as Float32Array, r0 * k);
-        idx.set(top.indices.dataSync() as Int32Array, r0 * k);
+        val.set((await top.values.data()) as Float32Array, r0 * k);
+        idx.set((await top.indices.data()) as Int32Array, r0 * k);
         tf.dispose([top.values, top.indices]);
         onBlock?.(r1);
       }

@@ -7,12 +7,12 @@ import { CosineEngine, mean, normalizeRows, transposeHost } from './cosine.js';
 export const CERTIFIED_GAP = 1e-5;
 
 /** Consistency of two sets of directions (unit rows aND [n, d], bND [m, d]). */
-export function spaceConsistency(aUnit: Float32Array, bUnit: Float32Array, n: number, m: number, d: number, thresholds: readonly number[], opts: MatchOptions = DEFAULT_MATCH):
-  { result: SpaceConsistency; rowMax: Float32Array; colMax: Float32Array; rowToCol: Int32Array; matchedCos: Float32Array } {
+export async function spaceConsistency(aUnit: Float32Array, bUnit: Float32Array, n: number, m: number, d: number, thresholds: readonly number[], opts: MatchOptions = DEFAULT_MATCH):
+  Promise<{ result: SpaceConsistency; rowMax: Float32Array; colMax: Float32Array; rowToCol: Int32Array; matchedCos: Float32Array }> {
   const engine = new CosineEngine(bUnit, m, d);
   try {
-    const cmp = engine.compare(aUnit, n, { topK: opts.topK, keepFull: n <= opts.denseMax, onBlock: (r) => opts.onProgress?.('cosines', r) });
-    const match = matchDictionaries(engine, aUnit, bUnit, cmp, opts);
+    const cmp = await engine.compare(aUnit, n, { topK: opts.topK, keepFull: n <= opts.denseMax, onBlock: (r) => opts.onProgress?.('cosines', r) });
+    const match = await matchDictionaries(engine, aUnit, bUnit, cmp, opts);
     const gap = Math.max(0, match.cost - match.lowerBound) / n;
     const result: SpaceConsistency = {
       mmcs: mean(cmp.rowMax),
@@ -35,12 +35,12 @@ export function spaceConsistency(aUnit: Float32Array, bUnit: Float32Array, n: nu
  * Two SAEs of the same size: decoder rows and encoder columns compared and matched; with both runs' log10
  * firing frequencies, how matching varies with density (decoder matching).
  */
-export function seedPairConsistency(a: SaeWeights, b: SaeWeights, thresholds: readonly number[], sparsity?: { a: Float32Array; b: Float32Array }, opts: MatchOptions = DEFAULT_MATCH):
-  { decoder: SpaceConsistency; encoder: SpaceConsistency; density: { a: DensityGroup[]; b: DensityGroup[] } | null } {
+export async function seedPairConsistency(a: SaeWeights, b: SaeWeights, thresholds: readonly number[], sparsity?: { a: Float32Array; b: Float32Array }, opts: MatchOptions = DEFAULT_MATCH):
+  Promise<{ decoder: SpaceConsistency; encoder: SpaceConsistency; density: { a: DensityGroup[]; b: DensityGroup[] } | null }> {
   if (a.dIn !== b.dIn || a.dSae !== b.dSae) throw new Error(`seedPairConsistency: shapes differ (${a.dSae}×${a.dIn} vs ${b.dSae}×${b.dIn})`);
   const n = a.dSae, d = a.dIn;
-  const dec = spaceConsistency(normalizeRows(a.W_dec, n, d), normalizeRows(b.W_dec, n, d), n, n, d, thresholds, withPhase(opts, 'decoder'));
-  const enc = spaceConsistency(normalizeRows(transposeHost(a.W_enc, d, n), n, d), normalizeRows(transposeHost(b.W_enc, d, n), n, d), n, n, d, thresholds, withPhase(opts, 'encoder'));
+  const dec = await spaceConsistency(normalizeRows(a.W_dec, n, d), normalizeRows(b.W_dec, n, d), n, n, d, thresholds, withPhase(opts, 'decoder'));
+  const enc = await spaceConsistency(normalizeRows(transposeHost(a.W_enc, d, n), n, d), normalizeRows(transposeHost(b.W_enc, d, n), n, d), n, n, d, thresholds, withPhase(opts, 'encoder'));
   let density = null;
   if (sparsity) {
     const matchedB = new Float32Array(n);
@@ -58,13 +58,13 @@ function withPhase(opts: MatchOptions, space: string): MatchOptions {
 }
 
 /** A smaller SAE's decoder rows against a larger one's: best matches both ways and children per feature. */
-export function sizePairSplitting(small: SaeWeights, large: SaeWeights, childThreshold = 0.5, onBlock?: (rows: number) => void):
-  { mmcs_small_to_large: number; mmcs_large_to_small: number; splitting: SplittingTable } {
+export async function sizePairSplitting(small: SaeWeights, large: SaeWeights, childThreshold = 0.5, onBlock?: (rows: number) => void):
+  Promise<{ mmcs_small_to_large: number; mmcs_large_to_small: number; splitting: SplittingTable }> {
   if (small.dIn !== large.dIn) throw new Error(`sizePairSplitting: d_in differs (${small.dIn} vs ${large.dIn})`);
   const d = small.dIn;
   const engine = new CosineEngine(normalizeRows(large.W_dec, large.dSae, d), large.dSae, d);
   try {
-    const cmp = engine.compare(normalizeRows(small.W_dec, small.dSae, d), small.dSae, { countAbove: childThreshold, onBlock });
+    const cmp = await engine.compare(normalizeRows(small.W_dec, small.dSae, d), small.dSae, { countAbove: childThreshold, onBlock });
     return { mmcs_small_to_large: mean(cmp.rowMax), mmcs_large_to_small: mean(cmp.colMax), splitting: splittingTable(cmp, childThreshold) };
   } finally {
     engine.dispose();

@@ -159,7 +159,7 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
     const n = wa.dSae;
     const base = done, label = `${p.a.name} vs ${p.b.name}`;
     let at = base;
-    const r = seedPairConsistency(wa, wb, thresholds, sparsity, {
+    const r = await seedPairConsistency(wa, wb, thresholds, sparsity, {
       ...DEFAULT_MATCH,
       onProgress: (phase, rows) => {
         // cosine passes move the bar (decoder, then encoder); pricing rounds show as a phase
@@ -188,7 +188,7 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
     const t0 = Date.now();
     const small = loadCheckpoint(p.a.dir, p.a.load).weights, large = loadCheckpoint(p.b.dir, p.b.load).weights;
     const base = done;
-    const r = sizePairSplitting(small, large, CHILD_THRESHOLD, (rows) => bar?.update(base + rows, { pair: `${p.a.name} vs ${p.b.name}` }));
+    const r = await sizePairSplitting(small, large, CHILD_THRESHOLD, (rows) => bar?.update(base + rows, { pair: `${p.a.name} vs ${p.b.name}` }));
     done += small.dSae;
     const pair: SizePair = {
       small: p.a.name, large: p.b.name, hook: p.a.cfg.hook_name, layer: p.a.cfg.hook_layer, seed: p.a.cfg.seed,

@@ -142,7 +142,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
       const promptIds = section.prompts.map((p) => [c.bos_token_id, ...tok.encode(p, { allowSpecial: false })]);
       const bar = createProgress('eval: samples', section.prompts.length * sampleModes(sampleOpts).length * (done.length + 1), 'gen');
       let steps = 0;
-      const list = spliceSamples(model, promptIds, done.map((ck) => ({ name: ck.name, hook: ck.cfg.hook_name, weights: ck.weights })), sampleOpts, () => bar.update(++steps));
+      const list = await spliceSamples(model, promptIds, done.map((ck) => ({ name: ck.name, hook: ck.cfg.hook_name, weights: ck.weights })), sampleOpts, () => bar.update(++steps));
       bar.stop();
       samples = new Map(list.map((s) => [s.run, s]));
     }

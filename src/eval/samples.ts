@@ -45,12 +45,17 @@ export function sampleModes(o: SampleOptions): number[] {
  * Continuations of every prompt (token ids, BOS first) in every mode; `replace` splices SAEs in.
  * Returns [prompt][mode] → new token ids.
  */
-export function generateAll(model: Gpt2Model, promptIds: readonly number[][], o: SampleOptions, replace?: Record<string, HookFn>, onStep?: () => void): number[][][] {
-  return promptIds.map((ids) => sampleModes(o).map((temperature) => {
-    const out = generate(model, ids, { maxNewTokens: o.maxNewTokens, temperature, seed: o.seed, replace });
-    onStep?.();
-    return out;
-  }));
+export async function generateAll(model: Gpt2Model, promptIds: readonly number[][], o: SampleOptions, replace?: Record<string, HookFn>, onStep?: () => void): Promise<number[][][]> {
+  const all: number[][][] = [];
+  for (const ids of promptIds) {
+    const perMode: number[][] = [];
+    for (const temperature of sampleModes(o)) {
+      perMode.push(await generate(model, ids, { maxNewTokens: o.maxNewTokens, temperature, seed: o.seed, replace }));
+      onStep?.();
+    }
+    all.push(perMode);
+  }
+  return all;
 }
 
 /** Pairs clean and spliced continuations. */
@@ -65,16 +70,18 @@ export function pairSamples(o: SampleOptions, clean: number[][][], spliced: numb
  * Clean and spliced generations for each SAE: clean once, then each SAE spliced in, with the same seed.
  * promptIds: token ids per prompt (BOS first). onStep: after each generation (progress).
  */
-export function spliceSamples(model: Gpt2Model, promptIds: readonly number[][], saes: readonly { name: string; hook: string; weights: SaeWeights }[], o: SampleOptions, onStep?: () => void): RunSamples[] {
-  const clean = generateAll(model, promptIds, o, undefined, onStep);
-  return saes.map((s) => {
+export async function spliceSamples(model: Gpt2Model, promptIds: readonly number[][], saes: readonly { name: string; hook: string; weights: SaeWeights }[], o: SampleOptions, onStep?: () => void): Promise<RunSamples[]> {
+  const clean = await generateAll(model, promptIds, o, undefined, onStep);
+  const out: RunSamples[] = [];
+  for (const s of saes) {
     const p = toTensors(s.weights);
     try {
-      return { run: s.name, hook: s.hook, samples: pairSamples(o, clean, generateAll(model, promptIds, o, { [s.hook]: saeHookFn(p) }, onStep)) };
+      out.push({ run: s.name, hook: s.hook, samples: pairSamples(o, clean, await generateAll(model, promptIds, o, { [s.hook]: saeHookFn(p) }, onStep)) });
     } finally {
       disposeTensors(p);
     }
-  });
+  }
+  return out;
 }
 
 /** Text safe inside a Markdown table cell. */

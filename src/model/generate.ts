@@ -33,7 +33,7 @@ export function pickToken(logits: Float32Array, temperature: number, rng: () => 
  * Continues `prompt` (token ids) one token at a time with full forwards (no KV cache: prompts are short).
  * The context is the last n_positions tokens. Returns only the new tokens.
  */
-export function generate(model: Gpt2Model, prompt: readonly number[], opts: GenerateOptions): number[] {
+export async function generate(model: Gpt2Model, prompt: readonly number[], opts: GenerateOptions): Promise<number[]> {
   const rng = seedrandom(`generate-${opts.seed ?? 0}`);
   const seq = [...prompt];
   const out: number[] = [];
@@ -43,8 +43,8 @@ export function generate(model: Gpt2Model, prompt: readonly number[], opts: Gene
       const { logits } = gpt2Forward(model, [ctx], { replace: opts.replace });
       return tf.reshape(tf.slice(logits!, [0, ctx.length - 1, 0], [1, 1, -1]), [-1]);
     });
-    const next = pickToken(last.dataSync() as Float32Array, opts.temperature ?? 0, rng);
-    last.dispose();
+    // An async read: the webgpu backend cannot read synchronously in Node.
+    const next = pickToken((await last.data().finally(() => last.dispose())) as Float32Array, opts.temperature ?? 0, rng);
     seq.push(next);
     out.push(next);
     if (next === opts.stopToken) break;

@@ -40,11 +40,11 @@ const seedPartners = (r: RunMetrics, runs: RunMetrics[]) =>
   runs.filter((o) => o !== r && !o.parent && !r.parent && o.hook === r.hook && o.d_sae === r.d_sae && o.l1_coefficient === r.l1_coefficient && o.seed !== r.seed);
 
 /** B's feature matched to each of A's (optimal one-to-one on decoder-row cosines) and the cosine. */
-function decoderMatch(a: RunMetrics, b: RunMetrics): { map: Int32Array; cos: Float32Array } | null {
+async function decoderMatch(a: RunMetrics, b: RunMetrics): Promise<{ map: Int32Array; cos: Float32Array } | null> {
   try {
     const wa = loadCheckpoint(a.checkpoint).weights, wb = loadCheckpoint(b.checkpoint).weights;
     const n = wa.dSae, d = wa.dIn;
-    const m = spaceConsistency(normalizeRows(wa.W_dec, n, d), normalizeRows(wb.W_dec, n, d), n, n, d, []);
+    const m = await spaceConsistency(normalizeRows(wa.W_dec, n, d), normalizeRows(wb.W_dec, n, d), n, n, d, []);
     return { map: m.rowToCol, cos: m.matchedCos };
   } catch {
     return null; // a checkpoint moved or deleted: the browser shows the run alone
@@ -52,7 +52,7 @@ function decoderMatch(a: RunMetrics, b: RunMetrics): { map: Int32Array; cos: Flo
 }
 
 /** Writes every run's browser; returns what the report's section lists. */
-export function writeFeatureBrowsers(recipe: Recipe, runs: readonly RunMetrics[], reportOut: string, perPage = FEATURES_PER_PAGE): FeatureBrowserLink[] {
+export async function writeFeatureBrowsers(recipe: Recipe, runs: readonly RunMetrics[], reportOut: string, perPage = FEATURES_PER_PAGE): Promise<FeatureBrowserLink[]> {
   const evalOut = recipe.eval?.out;
   if (!evalOut || !existsSync(evalOut)) return [];
   const withFeatures = runs.filter((r) => hasFeatures(join(evalOut, r.run)));
@@ -72,7 +72,7 @@ export function writeFeatureBrowsers(recipe: Recipe, runs: readonly RunMetrics[]
     const parent = r.parent ? withFeatures.find((o) => o.run === r.parent) : undefined;
     if (parent) partners.push({ label: 'parent', features: feats(parent.run), map: null, cos: null });
     for (const o of seedPartners(r, withFeatures)) {
-      const m = decoderMatch(r, o);
+      const m = await decoderMatch(r, o);
       if (m) partners.push({ label: `seed ${o.seed}`, features: feats(o.run), map: m.map, cos: m.cos });
     }
     const rf = feats(r.run);

@@ -23,7 +23,7 @@ export function summaryPath(htmlPath: string): string {
 export async function runReport(recipe: Recipe): Promise<{ html: string; markdown: string }> {
   const sec = requireSection(recipe, 'report');
   const inputs = loadReportInputs(recipe);
-  inputs.features = writeFeatureBrowsers(recipe, inputs.runs, sec.out);
+  inputs.features = await writeFeatureBrowsers(recipe, inputs.runs, sec.out);
   const sections = buildSections(inputs);
   const html = await reportHtml(recipe.name, sections, packageVersion());
   const mdPath = summaryPath(sec.out);

@@ -56,6 +56,7 @@ export function runCfg(a: { run: Run; train: TrainConfig; manifest: Manifest; ma
     decoder: t.decoder,
     backend: a.backend.name,
     backend_detail: a.backend.detail,
+    ...(a.backend.adapter ? { backend_adapter: a.backend.adapter } : {}),
     dtype: 'float32',
     context_size: manifest.context_size,
     prepend_bos: manifest.prepend_bos,

@@ -63,7 +63,7 @@ export class SaeRun {
    * tokens having been trained on. A non-finite loss stops the run with the step
    * named, leaving the state (and the last checkpoint on disk) as they were.
    */
-  trainOn(xBD: tf.Tensor2D, seenBefore: number, t: TrainConfig, sparseMaxL0: number): StepReport {
+  async trainOn(xBD: tf.Tensor2D, seenBefore: number, t: TrainConfig, sparseMaxL0: number): Promise<StepReport> {
     const batch = xBD.shape[0];
     // a run's own cfg always has these (null only for SAEs imported from other tools)
     const lr = this.cfg.lr! * lrScale(seenBefore, t);
@@ -71,9 +71,8 @@ export class SaeRun {
     const { next, stats, fireCountF } = trainStep(this.state, xBD, {
       lr, l1, decoder: this.cfg.decoder!, beta1: t.adam_beta1, beta2: t.adam_beta2, eps: ADAM_EPS, clipNorm: t.grad_clip_norm, sparseMaxL0,
     });
-    const s = stats.dataSync();
-    const fires = fireCountF.dataSync();
-    tf.dispose([stats, fireCountF]);
+    // Async reads: the webgpu backend cannot read synchronously in Node (its dataSync needs OffscreenCanvas).
+    const [s, fires] = await Promise.all([stats.data(), fireCountF.data()]).finally(() => tf.dispose([stats, fireCountF]));
     const stat = (k: (typeof STAT_NAMES)[number]) => s[STAT_NAMES.indexOf(k)];
     const step = this.state.step + 1;
     if (!Number.isFinite(stat('loss'))) {
@@ -110,9 +109,9 @@ export class SaeRun {
   }
 
   /** Writes the finished checkpoint (scale folded in, cfg.json last) and removes trainer_state/. */
-  async finish(backend: { name: string; detail: string }): Promise<void> {
+  async finish(backend: { name: string; detail: string; adapter?: object }): Promise<void> {
     const w = foldActivationScale(await this.trainingWeights(), this.scale);
-    const cfg = { ...this.cfg, backend: backend.name, backend_detail: backend.detail };
+    const cfg = { ...this.cfg, backend: backend.name, backend_detail: backend.detail, backend_adapter: backend.adapter };
     saveCheckpoint(this.dir, cfg, w, sparsityLog10(this.features));
     removeTrainerState(this.dir);
   }

@@ -4,6 +4,7 @@ import { readManifest } from '../activations/manifest.js';
 import { ShuffleStream } from '../activations/shuffle.js';
 import { formatBytes } from '../backend/memory.js';
 import { currentBackend } from '../backend/picker.js';
+import { checkDeviceLost } from '../backend/webgpu.js';
 import { createProgress } from '../ui/progress.js';
 import { info } from '../ui/log.js';
 import { UserError } from '../io/errors.js';
@@ -106,7 +107,13 @@ async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: numb
       const seenBefore = (step - 1) * B;
       const batch = stream.next(B);
       checkFinite(batch, t.cache, step, runs);
-      const reports = feed(runs, batch, seenBefore, t, sparseMaxL0);
+      const where = `train step ${step} (runs ${runs.map((r) => r.name).join(', ')})`;
+      const reports = await feed(runs, batch, seenBefore, t, sparseMaxL0).catch(async (e: unknown) => {
+        await new Promise((r) => setTimeout(r, 200)); // device.lost settles after the failed read
+        checkDeviceLost(where); // a GPU lost mid-step: say so, with the step and runs
+        throw e;
+      });
+      checkDeviceLost(where);
       const last = step === steps;
       if (step % t.log_every_steps === 0 || last || step === 1)
         runs.forEach((r, i) => appendMetrics(r.dir, { ...reports[i], epoch: stream.epochs }));
@@ -124,10 +131,11 @@ async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: numb
 }
 
 /** One step of every run on the batch; runs of the same hook and scale share one input tensor. */
-function feed(runs: SaeRun[], batch: Record<string, Float32Array>, seenBefore: number, t: TrainConfig, sparseMaxL0: number[]): StepReport[] {
+async function feed(runs: SaeRun[], batch: Record<string, Float32Array>, seenBefore: number, t: TrainConfig, sparseMaxL0: number[]): Promise<StepReport[]> {
   const inputs = new Map<string, tf.Tensor2D>();
+  const reports: StepReport[] = [];
   try {
-    return runs.map((r, i) => {
+    for (const [i, r] of runs.entries()) {
       const key = `${r.hook}\u0000${r.scale}`;
       let x = inputs.get(key);
       if (!x) {
@@ -135,8 +143,9 @@ function feed(runs: SaeRun[], batch: Record<string, Float32Array>, seenBefore: n
         x = tf.tensor2d(scaleInPlace(raw.slice(), r.scale), [t.batch_size, raw.length / t.batch_size]);
         inputs.set(key, x);
       }
-      return r.trainOn(x, seenBefore, t, sparseMaxL0[i]);
-    });
+      reports.push(await r.trainOn(x, seenBefore, t, sparseMaxL0[i]));
+    }
+    return reports;
   } finally {
     tf.dispose([...inputs.values()]);
   }
