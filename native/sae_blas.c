@@ -24,6 +24,7 @@
 #define NO_TRANS CblasNoTrans
 #define TRANS CblasTrans
 #define SGEMM(o, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) cblas_sgemm(o, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc)
+#define SGEMV(o, t, m, n, al, a, lda, x, incx, be, y, incy) cblas_sgemv(o, t, m, n, al, a, lda, x, incx, be, y, incy)
 static void set_threads(int n) { (void)n; }
 static int get_threads(void) { return 0; }
 static const char *blas_name(void) { return "Accelerate"; }
@@ -33,6 +34,8 @@ static const char *blas_core(void) { return ""; }
 /* OpenBLAS. The CBLAS enums are plain ints (101 row-major, 111 no-trans, 112 trans) in every CBLAS ABI. */
 void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, const float *a, int lda,
                  const float *b, int ldb, float beta, float *c, int ldc);
+void cblas_sgemv(int order, int trans, int m, int n, float alpha, const float *a, int lda, const float *x, int incx,
+                 float beta, float *y, int incy);
 void openblas_set_num_threads(int n);
 int openblas_get_num_threads(void);
 char *openblas_get_config(void);
@@ -41,6 +44,7 @@ char *openblas_get_corename(void);
 #define NO_TRANS 111
 #define TRANS 112
 #define SGEMM(o, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) cblas_sgemm(o, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc)
+#define SGEMV(o, t, m, n, al, a, lda, x, incx, be, y, incy) cblas_sgemv(o, t, m, n, al, a, lda, x, incx, be, y, incy)
 static void set_threads(int n) { openblas_set_num_threads(n); }
 static int get_threads(void) { return openblas_get_num_threads(); }
 static const char *blas_name(void) { return "OpenBLAS"; }
@@ -145,6 +149,29 @@ static napi_value sgemm(napi_env env, napi_callback_info info) {
   float *b = matrix_at(db, nb, bOff, tb ? n : k, tb ? k : n, ldb, sB, batch);
   float *c = matrix_at(dc, nc, cOff, m, n, ldc, sC, batch);
   if (!a || !b || !c) return throw_range(env, "sgemm: a matrix (offset, leading dimension, stride, batch) lies outside its buffer or is not 4-byte aligned");
+  /*
+   * A single row or column of C is a matrix-vector product; OpenBLAS 0.3.21's sgemm packs the whole matrix for it
+   * and ran a [1,1024]·[1024,4096] product 7× slower than wasm (bench/native-matmul.ts), sgemv does not.
+   */
+  /* With beta 0, C's old contents (possibly NaN: the wasm heap is reused) must not leak in; sgemv scales by beta. */
+  if ((m == 1 || n == 1) && k > 0 && beta == 0)
+    for (int64_t i = 0; i < batch; i++)
+      for (int64_t r = 0; r < m; r++)
+        for (int64_t j = 0; j < n; j++) c[i * sC + r * ldc + j] = 0.0f;
+  if (m == 1 && k > 0) {
+    /* c = op(B)ᵀ·a: B stored k×n (no trans) or n×k (trans); a's elements lda apart when A is stored k×1. */
+    for (int64_t i = 0; i < batch; i++)
+      SGEMV(ROW_MAJOR, tb ? NO_TRANS : TRANS, tb ? (int)n : (int)k, tb ? (int)k : (int)n, (float)alpha, b + i * sB,
+            (int)ldb, a + i * sA, ta ? (int)lda : 1, (float)beta, c + i * sC, 1);
+    return NULL;
+  }
+  if (n == 1 && k > 0) {
+    /* c = op(A)·b, written down C's column (ldc apart); b's elements ldb apart when B is stored k×1. */
+    for (int64_t i = 0; i < batch; i++)
+      SGEMV(ROW_MAJOR, ta ? TRANS : NO_TRANS, ta ? (int)k : (int)m, ta ? (int)m : (int)k, (float)alpha, a + i * sA,
+            (int)lda, b + i * sB, tb ? 1 : (int)ldb, (float)beta, c + i * sC, (int)ldc);
+    return NULL;
+  }
   for (int64_t i = 0; i < batch; i++)
     SGEMM(ROW_MAJOR, ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, (int)m, (int)n, (int)k, (float)alpha,
           a + i * sA, (int)lda, b + i * sB, (int)ldb, (float)beta, c + i * sC, (int)ldc);

@@ -85,6 +85,22 @@ describe.runIf(addon)('sgemm on typed arrays', () => {
     }
   });
 
+  it('row and column products (the sgemv route) match float64 for every transpose and batch, ignoring NaN in C', () => {
+    const blas = addon!;
+    for (const [m, n] of [[1, 6], [6, 1], [1, 1]]) for (const ta of [false, true]) for (const tb of [false, true]) {
+      const k = 5, batch = 2, lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 3, ldc = n + 1;
+      const sA = (ta ? k : m) * lda, sB = (tb ? n : k) * ldb, sC = m * ldc;
+      const a = randn(batch * sA, `v/a/${m}/${ta}`), b = randn(batch * sB, `v/b/${n}/${tb}`);
+      const c = new Float32Array(batch * sC).fill(NaN);
+      blas.sgemm(ta, tb, m, n, k, 2, a, 0, lda, sA, b, 0, ldb, sB, 0, c, 0, ldc, sC, batch);
+      for (let p = 0; p < batch; p++) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let q = 0; q < k; q++) sum += a[p * sA + (ta ? q * lda + i : i * lda + q)] * b[p * sB + (tb ? j * ldb + q : q * ldb + j)];
+        expect(Math.abs(c[p * sC + i * ldc + j] - 2 * sum), `m=${m} n=${n} ta=${ta} tb=${tb}`).toBeLessThan(1e-5 * (1 + Math.abs(sum)));
+      }
+    }
+  });
+
   it('refuses matrices outside their buffer, misaligned offsets and bad arguments instead of touching memory', () => {
     const blas = addon!;
     const a = new Float32Array(6), b = new Float32Array(6), c = new Float32Array(4);
@@ -134,7 +150,8 @@ describe('planMatMul: what goes native', () => {
     } finally {
       setNativeMinMacs(prev);
     }
-    expect(planMatMul([8, 8], [8, 8], false, false)).toBeUndefined(); // below the crossover
+    expect(planMatMul([4, 4], [4, 4], false, false)).toBeUndefined(); // below the crossover
+    expect(planMatMul([1, 1024], [1024, 4096], false, false)).toBeUndefined(); // a single row: memory-bound, wasm's
     expect(planMatMul([1024, 768], [768, 4096], false, false)).toBeDefined();
   });
 });

@@ -32,7 +32,7 @@ let loaded: { addon?: BlasAddon; reason?: string } | undefined;
 export function loadBlasAddon(): { addon?: BlasAddon; reason?: string } {
   if (loaded) return loaded;
   if (!existsSync(ADDON_PATH)) {
-    loaded = { reason: `native BLAS addon not built (${ADDON_PATH} missing; npm ci prints why); for ~6x faster CPU matmuls: ${HOW}` };
+    loaded = { reason: `native BLAS addon not built (${ADDON_PATH} missing; npm ci prints why); for CPU matmuls several times faster: ${HOW}` };
   } else {
     try {
       loaded = { addon: createRequire(import.meta.url)(ADDON_PATH) as BlasAddon };

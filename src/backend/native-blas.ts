@@ -15,10 +15,10 @@ interface WasmBackendLike {
 }
 
 /**
- * Below this many multiply-adds (m·n·k·batch) the stock kernel is as fast or faster: the Node-API call and
- * the BLAS's thread wake-up cost a few µs (bench/native-matmul.ts measures the crossover).
+ * Below this many multiply-adds (m·n·k·batch) products go to the stock kernel. bench/native-matmul.ts found the
+ * native call faster at every size it timed, down to 8×8×8 (1.4×, 2026-12-01); smaller ones were not measured.
  */
-let nativeMinMacs = 32 * 1024;
+let nativeMinMacs = 8 * 8 * 8;
 
 /** Sets the crossover above (bench/native-matmul.ts measures it with 0); returns the previous value. */
 export function setNativeMinMacs(macs: number): number {
@@ -59,6 +59,9 @@ export function planMatMul(aShape: number[], bShape: number[], transposeA: boole
   else if (batchA === 1 || batchB === 1) outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
   else return undefined;
   if (m * n * k * batch < nativeMinMacs || m * n * k * batch === 0) return undefined;
+  // A single row of C (column sums as ones·A) is memory-bound: the stock kernel ran [1,1024]·[1024,4096] in 1.1 ms,
+  // OpenBLAS in 4.5 (sgemv) to 7.7 ms (sgemm) on the loaded 2-core machine (2026-12-01).
+  if (m === 1) return undefined;
   return { m, n, k, batch, strideA: batchA === 1 ? 0 : m * k, strideB: batchB === 1 ? 0 : k * n, outShape: [...outer, m, n] };
 }
 
