@@ -87,7 +87,7 @@ function nativeBatchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
 
 /**
  * Registers the native BatchMatMul for the wasm backend (call after tf.setBackend('wasm')) and sets the BLAS
- * threads. Returns the detail for the backend line (e.g. "OpenBLAS 0.3.21 Haswell (2 threads)"), or the reason
+ * threads. Returns the detail for the backend line (e.g. "OpenBLAS 0.3.21 (2 threads)"), or the reason
  * the native path is off (one line saying how to get it).
  */
 export function enableNativeMatMul(): { detail?: string; reason?: string } {
