@@ -6,7 +6,7 @@
  *     same splice through a full forward from the tokens),
  *   - evaluateSaes for one SAE (clean + zero-ablation + spliced-from-hook forwards, reconstruction sums),
  *   - one all-at-once forward with SAEs at layers 2, 4, 6, 8, 10.
- * Run: npm run bench:eval   (BATCH, REPS, D_SAE env vars; results go to BENCHMARKS.md "## Eval" by hand).
+ * Run: npm run bench:eval   (BATCH, REPS, D_SAE, SAE_TRAIN_BENCH_BACKEND=wasm|wasm-pure env vars; results go to BENCHMARKS.md "## Eval" by hand).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { gaussianArray } from '../src/io/rng.js';
@@ -51,7 +51,7 @@ async function time(label: string, fn: () => Promise<void>, tokens = TOKENS): Pr
 }
 
 async function main(): Promise<void> {
-  const b = await initBackend('wasm');
+  const b = await initBackend((process.env.SAE_TRAIN_BENCH_BACKEND as 'wasm' | 'wasm-pure') ?? 'wasm');
   const config = parseGpt2Config({ n_layer: 12, n_head: 12, n_embd: D, n_positions: 1024, vocab_size: 50257 }, 'bench');
   const model: Gpt2Model = { config, params: toParams(config, randomGpt2Weights(config, 0)) };
   console.log(`backend ${b.detail}; GPT-2-small-shaped random model, context ${T}, batch ${B} windows (${TOKENS} tokens), SAE d_sae ${D_SAE}`);

@@ -1,7 +1,7 @@
 /**
  * bench:harvest: harvest throughput (tokens/s) of a GPT-2-small-shaped model (12 layers, d_model 768, 12 heads,
  * vocab 50257; random weights, HF init) at context 128, batch 8, on the tfjs backend picked by
- * SAE_TRAIN_BENCH_BACKEND (default wasm):
+ * SAE_TRAIN_BENCH_BACKEND (default wasm, with the native BLAS matmuls; wasm-pure without):
  *   - forward + hook read-back, all 12 layers (hook blocks.11.hook_resid_post) and stopping at layer 6
  *     (hook blocks.6.hook_resid_pre: the forward runs 6 blocks and stops);
  *   - the whole harvest (tokenize, forward, Arrow shards, manifest) for the layer-6 hook.
@@ -31,7 +31,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main() {
   setQuiet(true);
-  const backend = await initBackend((process.env.SAE_TRAIN_BENCH_BACKEND as 'wasm' | 'cpu') ?? 'wasm');
+  const backend = await initBackend((process.env.SAE_TRAIN_BENCH_BACKEND as 'wasm' | 'wasm-pure' | 'cpu') ?? 'wasm');
   const config = parseGpt2Config({ n_layer: 12, n_head: 12, n_embd: 768, n_positions: 1024, vocab_size: 50257 }, 'gpt2-small-shaped');
   console.log(`backend: ${backend.detail}; GPT-2 small shape, random weights; batch ${B} × context ${T}; ${REPS} timed reps after 1 warm-up`);
   const model = { config, params: toParams(config, randomGpt2Weights(config, 0)), name: 'gpt2-random', dir: '', processing: 'none' };

@@ -8,11 +8,12 @@
  *
  * Prints medians over several steps (after warm-up) and the wasm heap size (which only grows: the
  * first line's heap is one SAE's; later lines show the largest so far).
- * Flags: --steps N (default 7), --warmup N (default 2), --skip-sweep, --skip-e2e, --skip-autodiff.
+ * Flags: --steps N (default 7), --warmup N (default 2), --skip-sweep, --skip-e2e, --skip-autodiff,
+ * --backend wasm|wasm-pure (default wasm: matmuls through the native BLAS when its addon is built).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../src/backend/picker.js';
 import { formatBytes, saeSweepTrainBytes, saeTrainBytes } from '../src/backend/memory.js';
@@ -92,9 +93,11 @@ const report = (line: string) => {
   console.log(line);
 };
 
-const info = await initBackend('wasm');
+const backendArg = argv.includes('--backend') ? argv[argv.indexOf('--backend') + 1] : 'wasm';
+if (backendArg !== 'wasm' && backendArg !== 'wasm-pure') throw new Error(`--backend ${backendArg}: choose wasm or wasm-pure`);
+const info = await initBackend(backendArg);
 setQuiet(true);
-report(`backend ${info.detail}; d_in ${D}, d_sae ${F}, batch ${B}; median of ${STEPS} steps after ${WARMUP} warm-up`);
+report(`backend ${info.detail}; d_in ${D}, d_sae ${F}, batch ${B}; median of ${STEPS} steps after ${WARMUP} warm-up; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
 const x = batch('bench/x');
 
 {

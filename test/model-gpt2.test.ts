@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { gpt2Forward, hookNames, meanCrossEntropy, tokenCrossEntropy, type HookFn } from '../src/model/gpt2.js';
 import { generate, pickToken } from '../src/model/generate.js';
 import { UserError } from '../src/io/errors.js';
 import { loadGpt2, readGpt2Folder, type LoadedGpt2 } from '../src/model/load.js';
 import { disposeParams, namedParams, toParams, type Gpt2Model } from '../src/model/weights.js';
-import { useTestBackend } from './helpers/backend.js';
+import { matmulModes, useMatmulMode, useTestBackend } from './helpers/backend.js';
 
 /**
  * The tfjs forward against an independent numpy float64 implementation (scripts/reference_gpt2.py),
@@ -39,7 +39,15 @@ beforeAll(async () => {
   expect(tf.memory().numTensors).toBe(n + 1);
 });
 
-describe('GPT-2 forward vs numpy reference', () => {
+/** The core numeric checks run under each matmul kernel: the native BLAS and wasm's own. */
+function withMatmulMode(mode: Parameters<typeof useMatmulMode>[0]): void {
+  let restore: () => void;
+  beforeAll(() => { restore = useMatmulMode(mode); });
+  afterAll(() => restore());
+}
+
+describe.each(matmulModes())('GPT-2 forward vs numpy reference (%s matmuls)', (mode) => {
+  withMatmulMode(mode);
   it('matches every hook, the logits and the loss within 1e-4 relative error', () => {
     const names = hookNames(model.config);
     expect(names.every((n) => ref[n])).toBe(true); // the reference has every hook we expose
@@ -172,7 +180,8 @@ describe('early stop (d)', () => {
   });
 });
 
-describe('gradients (f)', () => {
+describe.each(matmulModes())('gradients (f) (%s matmuls)', (mode) => {
+  withMatmulMode(mode);
   it('tf.variableGrads through the forward match float64 finite differences of the numpy reference', () => {
     const { config, weights } = readGpt2Folder(FIXTURE);
     const params = toParams(config, weights, { trainable: true });

@@ -1,6 +1,6 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { useTestBackend } from './helpers/backend.js';
+import { matmulModes, useMatmulMode, useTestBackend } from './helpers/backend.js';
 import { makeRng, gaussian } from '../src/io/rng.js';
 import { saeGradsAutodiff } from '../bench/autodiff.js';
 import { saeLossAndGrads, removeParallel, STAT_NAMES, type DecoderMode } from '../src/sae/loss.js';
@@ -70,7 +70,12 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
   for (let i = 0; i < expected.length; i++) expect(Math.abs(actual[i] - expected[i])).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(expected[i])));
 }
 
-describe.each(['norm_weighted_l1', 'unit_norm'] as const)('SAE loss gradients (%s) against float64 finite differences', (mode) => {
+const CASES = matmulModes().flatMap((mm) => (['norm_weighted_l1', 'unit_norm'] as const).map((mode) => [mode, mm] as const));
+
+describe.each(CASES)('SAE loss gradients (%s, %s matmuls) against float64 finite differences', (mode, mm) => {
+  let restore: () => void;
+  beforeAll(() => { restore = useMatmulMode(mm); });
+  afterAll(() => restore());
   it.each([0, 1])('hand-written (dense and sparse) and autograd backward agree with the reference (case %i)', (seed) => {
     const { w, x } = randomCase(seed);
     const ref = finiteDiff(w, x, mode);

@@ -44,8 +44,9 @@ describe('sparse kernels on f in CSR form, against plain dense loops', () => {
       }
   });
 
-  it('is used only on the single-threaded backends, below L0 = d_sae/64', () => {
-    expect(defaultSparseMaxL0('wasm', 4096)).toBe(64);
+  it('is used only on the single-threaded backends, below L0 = d_sae/64, and not under native BLAS matmuls', () => {
+    expect(defaultSparseMaxL0('wasm', 4096, false)).toBe(64);
+    expect(defaultSparseMaxL0('wasm', 4096, true)).toBe(0);
     expect(defaultSparseMaxL0('cpu', 24576)).toBe(384);
     expect(defaultSparseMaxL0('tensorflow', 4096)).toBe(0);
   });

@@ -1,12 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeMatMulActive } from './native-blas.js';
 
 /**
  * Whether the backend's transposed matmul is slow. On wasm a matmul with
  * transposeA/transposeB runs ~15x slower than one of explicitly transposed
- * inputs (measured 2.8 vs 25 GFLOP/s at 1024x768x4096, BENCHMARKS.md).
+ * inputs (measured 2.8 vs 25 GFLOP/s at 1024x768x4096, BENCHMARKS.md); the
+ * native BLAS kernel takes the transposes in stride, so the copy is skipped there.
  */
 function preferExplicitTranspose(): boolean {
-  return tf.getBackend() !== 'tensorflow';
+  return tf.getBackend() !== 'tensorflow' && !(tf.getBackend() === 'wasm' && nativeMatMulActive());
 }
 
 /** a·bᵀ, via an explicit transpose where transposed matmuls are slow. aBK [b, k], bNK [n, k] → [b, n]. */

@@ -1,17 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../io/errors.js';
 import { describeAdapter, initWebGpu, VULKAN_HINT, type AdapterRecord } from './webgpu.js';
+import { warn } from '../ui/log.js';
+import { disableNativeMatMul, enableNativeMatMul } from './native-blas.js';
 
-export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'wasm-pure', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
 export interface BackendInfo {
   /** tfjs backend name: tensorflow | wasm | cpu. */
   name: string;
-  /** What was loaded, for logs and cfg.json (e.g. "tfjs-node-gpu", "wasm (simd, 1 thread)"). */
+  /** What was loaded, for logs and cfg.json (e.g. "tfjs-node-gpu", "wasm + OpenBLAS 0.3.21 (2 threads)"). */
   detail: string;
   /** webgpu: the adapter (vendor, device, driver, limits), recorded in cfg.json and the cache manifest. */
   adapter?: AdapterRecord;
+  /** The choice that picked it (wasm and wasm-pure share the tfjs backend "wasm"). */
+  choice?: BackendChoice;
 }
 
 let current: BackendInfo | undefined;
@@ -55,13 +59,21 @@ async function forceWebGpu(): Promise<BackendInfo> {
   return info;
 }
 
-async function tryWasm(): Promise<BackendInfo | undefined> {
+/** wasm, with BatchMatMul through the native BLAS when `native` and the addon loads (else one line why). */
+async function tryWasm(native: boolean): Promise<BackendInfo | undefined> {
   if (!(await tryImport('@tensorflow/tfjs-backend-wasm'))) return undefined;
   if (!(await tf.setBackend('wasm').catch(() => false))) return undefined;
   await tf.ready();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
-  return { name: 'wasm', detail: `wasm (simd ${simd ? 'on' : 'off'}, ${threads ? 'multi-thread' : '1 thread'})` };
+  const base = `wasm (simd ${simd ? 'on' : 'off'}, ${threads ? 'multi-thread' : '1 thread'})`;
+  if (!native) {
+    disableNativeMatMul();
+    return { name: 'wasm', detail: `${base}, native BLAS off`, choice: 'wasm-pure' };
+  }
+  const blas = enableNativeMatMul();
+  if (blas.reason) warn(`${blas.reason}.`);
+  return { name: 'wasm', detail: blas.detail ? `wasm + ${blas.detail}` : base, choice: 'wasm' };
 }
 
 async function useCpu(): Promise<BackendInfo> {
@@ -78,7 +90,7 @@ async function useCpu(): Promise<BackendInfo> {
  * Idempotent: a second call with the same choice returns the backend already set.
  */
 export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
-  if (current && (choice === 'auto' || choice === current.name)) return current;
+  if (current && (choice === 'auto' || choice === (current.choice ?? current.name))) return current;
   let info: BackendInfo | undefined;
   switch (choice) {
     case 'tensorflow':
@@ -89,14 +101,18 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       info = await forceWebGpu();
       break;
     case 'wasm':
-      info = await tryWasm();
+      info = await tryWasm(true);
       if (!info) throw new UserError('backend "wasm" failed to load (@tensorflow/tfjs-backend-wasm). Reinstall with `npm ci`, or use backend: cpu.');
+      break;
+    case 'wasm-pure':
+      info = await tryWasm(false);
+      if (!info) throw new UserError('backend "wasm-pure" failed to load (@tensorflow/tfjs-backend-wasm). Reinstall with `npm ci`, or use backend: cpu.');
       break;
     case 'cpu':
       info = await useCpu();
       break;
     case 'auto':
-      info = (await tryTensorflowGpu()) ?? (await tryWebGpu(false)) ?? (await tryTensorflow()) ?? (await tryWasm()) ?? (await useCpu());
+      info = (await tryTensorflowGpu()) ?? (await tryWebGpu(false)) ?? (await tryTensorflow()) ?? (await tryWasm(true)) ?? (await useCpu());
       break;
     default:
       throw new UserError(`unknown backend "${choice as string}": choose one of ${BACKENDS.join(', ')}.`);

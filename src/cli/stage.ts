@@ -25,7 +25,7 @@ export interface Stage {
 export function withStageFlags<T>(y: Argv<T>) {
   return y
     .positional('recipe', { type: 'string', demandOption: true, describe: 'recipe YAML file (see recipes/README.md)' })
-    .option('backend', { choices: BACKENDS, describe: 'tensor backend; overrides the recipe\'s backend:' })
+    .option('backend', { choices: BACKENDS, describe: 'tensor backend (wasm-pure: wasm without the native BLAS matmuls); overrides the recipe\'s backend:' })
     .option('overwrite', { type: 'boolean', default: false, describe: 'replace output folders that hold a different run' })
     .option('fresh', { type: 'boolean', default: false, describe: 'start over instead of reusing or resuming finished work' })
     .option('part', { type: 'string', describe: 'do only part i of n (0-based, e.g. 1/4) of the stage\'s independent work; what workers and Slurm array tasks run' });

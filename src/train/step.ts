@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { disposeTensors, type SaeTensors } from '../sae/forward.js';
 import { normalizeRows, removeParallel, saeLossAndGrads, type DecoderMode } from '../sae/loss.js';
 import { adamUpdate, zeroMoments, type AdamHyper } from './adam.js';
+import { nativeMatMulActive } from '../backend/native-blas.js';
 
 /** One SAE's training state on the device: parameters, Adam moments, steps done. */
 export interface SaeTrainState {
@@ -25,9 +26,12 @@ export interface StepHyper extends AdamHyper {
 /**
  * The mean L0 up to which the sparse path pays, on the single-threaded backends:
  * d_sae/64 (bench/sparse-decoder.ts, d_sae 4096: the whole step is 1.8× faster on the
- * sparse path at L0 33, 1.2× at 65, even at ~80). Never on tensorflow (a GPU's dense matmuls win).
+ * sparse path at L0 33, 1.2× at 65, even at ~80). Never on tensorflow (a GPU's dense matmuls win), nor on wasm
+ * with the native BLAS matmuls: there the dense step was faster at every L0 measured (L0 33: 512 vs 979 CPU ms,
+ * 2026-12-01, BENCHMARKS.md), the JS sparse kernels being single-threaded and unblocked.
  */
-export function defaultSparseMaxL0(backend: string, dSae: number): number {
+export function defaultSparseMaxL0(backend: string, dSae: number, nativeBlas = nativeMatMulActive()): number {
+  if (backend === 'wasm' && nativeBlas) return 0;
   return backend === 'wasm' || backend === 'cpu' ? Math.floor(dSae / 64) : 0;
 }
 
