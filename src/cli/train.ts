@@ -7,9 +7,10 @@ export const trainStage: Stage = {
   name: 'train',
   describe: 'train every SAE the recipe\'s train: section expands to, feeding each batch to all of them (resumes a killed run)',
   tensors: true,
+  parts: true,
   async run(recipe, opts) {
     const t = requireSection(recipe, 'train');
-    const s = await trainAll(t, { fresh: opts.fresh, overwrite: opts.overwrite });
+    const s = await trainAll(t, { fresh: opts.fresh, overwrite: opts.overwrite, part: opts.part });
     info(`train: ${s.trained.length} run(s) trained, ${s.reused.length} reused, in ${t.out}`);
   },
 };

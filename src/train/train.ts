@@ -17,6 +17,7 @@ import { SaeRun, type StepReport } from './sae-run.js';
 import { totalSteps } from './schedule.js';
 import { defaultSparseMaxL0 } from './step.js';
 import { startRun, type HookInit } from './start.js';
+import { formatPart, unitsOfPart, type Part } from '../parallel/split.js';
 
 export interface TrainOptions {
   fresh: boolean;
@@ -27,6 +28,8 @@ export interface TrainOptions {
   beforeFinish?: (run: SaeRun) => Promise<void>;
   /** Mean L0 up to which a step takes the sparse path (default: defaultSparseMaxL0); tests force it. */
   sparseMaxL0?: (dSae: number) => number;
+  /** Train only this part of the runs (trainParts); the others are left alone. */
+  part?: Part;
 }
 
 export interface TrainSummary {
@@ -48,7 +51,9 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
   const backend = currentBackend();
   const summary: TrainSummary = { trained: [], reused: [] };
   const todo: Todo[] = [];
-  for (const run of runs) {
+  const mine = opts.part ? runsOfPart(runs, t, opts.part) : runs;
+  if (opts.part) info(`train part ${formatPart(opts.part)}: ${mine.length} of ${runs.length} run(s)${mine.length ? `: ${mine.map((r) => r.name).join(', ')}` : ''}`);
+  for (const run of mine) {
     const wanted = runCfg({ run, train: t, manifest, manifestSha, backend, activationScale: NaN });
     const plan = planRunDir(join(t.out, run.name), wanted, opts, t.cache);
     if (plan.kind === 'finished') {
@@ -94,6 +99,14 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
   return summary;
 }
 
+/**
+ * The runs of one part: split by estimated cost (d_sae × tokens; every run reads the same batches, so a run
+ * trains the same in any part and alone: nothing couples runs numerically, see feed).
+ */
+export function runsOfPart<R extends { d_sae: number }>(runs: R[], t: Pick<TrainConfig, 'tokens'>, part: Part): R[] {
+  return unitsOfPart(runs.map((r) => r.d_sae * t.tokens), part).map((i) => runs[i]);
+}
+
 /** The step loop: one batch from the stream to every run, metrics, checkpoints, progress. */
 async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: number, t: TrainConfig, opts: TrainOptions): Promise<void> {
   const steps = totalSteps(t);
@@ -123,7 +136,10 @@ async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: numb
   }
 }
 
-/** One step of every run on the batch; runs of the same hook and scale share one input tensor. */
+/**
+ * One step of every run on the batch; runs of the same hook and scale share one input tensor (read only:
+ * each run's step is a function of that batch and its own state, so which runs train together changes nothing).
+ */
 function feed(runs: SaeRun[], batch: Record<string, Float32Array>, seenBefore: number, t: TrainConfig, sparseMaxL0: number[]): StepReport[] {
   const inputs = new Map<string, tf.Tensor2D>();
   try {
