@@ -4,6 +4,7 @@ import { loadRecipe } from '../recipe/load.js';
 import { EXTRA_COMMANDS, STAGES } from './commands.js';
 import { setupBackend, stageCommand, stageOptions, withStageFlags, type StageArgs, type StageOptions } from './stage.js';
 import { info } from '../ui/log.js';
+import { StopRequested, STOPPED_EXIT_CODE } from '../parallel/stop-signal.js';
 
 const EPILOG = `Examples:
   sae-train recipes/quickstart.yaml        run every stage the recipe has, in order
@@ -50,6 +51,10 @@ export async function main(argv: string[]): Promise<number> {
     await cli.parseAsync();
     return 0;
   } catch (err) {
+    if (err instanceof StopRequested) {
+      process.stderr.write(`${err.message} (exit code ${STOPPED_EXIT_CODE})\n`);
+      return STOPPED_EXIT_CODE;
+    }
     if (err instanceof UserError) {
       process.stderr.write(`error: ${err.message}\n`);
       return 1;

@@ -18,6 +18,7 @@ import { totalSteps } from './schedule.js';
 import { defaultSparseMaxL0 } from './step.js';
 import { startRun, type HookInit } from './start.js';
 import { formatPart, unitsOfPart, type Part } from '../parallel/split.js';
+import { pollingStops, stopRequested, stopSignal, StopRequested } from '../parallel/stop-signal.js';
 
 export interface TrainOptions {
   fresh: boolean;
@@ -85,7 +86,7 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
       return startRun(x.run, x.plan.dir, t, manifest, manifestSha, backend, stream, inits);
     });
     try {
-      await trainGroup(saeRuns, stream, step, t, opts);
+      await pollingStops(() => trainGroup(saeRuns, stream, step, t, opts));
       for (const r of saeRuns) {
         await opts.beforeFinish?.(r);
         await r.finish(backend);
@@ -130,6 +131,12 @@ async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: numb
         for (const r of runs) await r.checkpoint(step * B, st);
       }
       opts.afterStep?.(step);
+      if (!last && (await stopRequested())) {
+        // Preempted (SIGUSR1/SIGTERM): save where we are; a rerun resumes from here, bit-identical.
+        const st = stream.state();
+        for (const r of runs) await r.checkpoint(step * B, st);
+        throw new StopRequested(stopSignal()!, `train saved ${runs.length} run(s) at step ${step} of ${steps} in their trainer_state/; run it again to resume`);
+      }
     }
   } finally {
     progress.stop();
