@@ -2,6 +2,8 @@ import yargs from 'yargs';
 import { UserError } from '../io/errors.js';
 import { loadRecipe } from '../recipe/load.js';
 import { EXTRA_COMMANDS, STAGES } from './commands.js';
+import { ExitCode } from './exit-code.js';
+import { slurmCommand, statusCommand } from './slurm.js';
 import { setupBackend, stageCommand, stageOptions, withStageFlags, type StageArgs, type StageOptions } from './stage.js';
 import { info } from '../ui/log.js';
 import { StopRequested, STOPPED_EXIT_CODE } from '../parallel/stop-signal.js';
@@ -38,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     })
     .command(STAGES.map((s) => s.command ?? stageCommand(s)) as never)
     .command(EXTRA_COMMANDS as never)
+    .command([slurmCommand, statusCommand] as never)
     .epilog(EPILOG)
     .strict()
     .help()
@@ -51,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
     await cli.parseAsync();
     return 0;
   } catch (err) {
+    if (err instanceof ExitCode) return err.code;
     if (err instanceof StopRequested) {
       process.stderr.write(`${err.message} (exit code ${STOPPED_EXIT_CODE})\n`);
       return STOPPED_EXIT_CODE;
