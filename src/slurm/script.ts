@@ -117,8 +117,11 @@ if [ "$rc" -eq 0 ]; then
   mkdir -p ${shellQuote(join(dir, 'done'))}
   echo ${shellQuote(s.recipeSha)} >"$marker.tmp" && mv "$marker.tmp" "$marker"
 elif [ "$preempted" -eq 1 ]; then
-  echo "== stopped for preemption (exit $rc): requeueing job $SLURM_JOB_ID to resume"
-  scontrol requeue "$SLURM_JOB_ID"
+  # An array task by its own name: a task's SLURM_JOB_ID may be the array's id, which would requeue every task.
+  self=\${SLURM_ARRAY_JOB_ID:+\${SLURM_ARRAY_JOB_ID}_\${SLURM_ARRAY_TASK_ID}}
+  self=\${self:-$SLURM_JOB_ID}
+  echo "== stopped for preemption (exit $rc): requeueing job $self to resume"
+  scontrol requeue "$self"
 fi
 echo "== exit $rc at $(date -u +%FT%TZ)"
 exit "$rc"
