@@ -5,5 +5,6 @@ export const harvestStage: Stage = {
   name: 'harvest',
   describe: 'tokenize the corpus, run GPT-2 and write the activations at the recipe\'s hooks to an Arrow cache (resumable)',
   tensors: true,
+  parts: true,
   run: harvestFromRecipe,
 };
