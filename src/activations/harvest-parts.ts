@@ -12,7 +12,11 @@ import { UserError, fsError } from '../io/errors.js';
 import type { LoadedGpt2 } from '../model/load.js';
 import { contiguousSplit, formatPart, type Part } from '../parallel/split.js';
 import { cacheManifest, cacheModelInfo, completeCache, harvestRows, readProgress, type HarvestRunOptions, type HarvestSpec, type RowRange, type ShardEntry } from './harvest.js';
-import type { Manifest } from './manifest.js';
+import { shardFileName, type Manifest } from './manifest.js';
+import { forwardBytes } from '../model/gpt2.js';
+import type { Gpt2Config } from '../model/config.js';
+import { PROCESS_BASE_BYTES } from '../parallel/workers.js';
+import type { StageUnits } from '../parallel/units.js';
 
 export const PART_FILE = 'part.json';
 
@@ -130,4 +134,20 @@ export function mergeParts(dir: string, spec: HarvestSpec, records: PartRecord[]
   completeCache(dir, manifest);
   removeParts(dir);
   return { manifest, exhausted };
+}
+
+/**
+ * The shards of a harvest as units (contiguous blocks); each worker holds the model, one forward batch and
+ * one shard being filled.
+ */
+export function harvestUnits(spec: Pick<HarvestSpec, 'tokens' | 'shard_tokens' | 'hooks' | 'context_size'>, c: Gpt2Config, batchSize: number): StageUnits {
+  const shards = Math.ceil(spec.tokens / spec.shard_tokens);
+  const dIn = c.n_embd;
+  const perWorker = PROCESS_BASE_BYTES + forwardBytes(c, batchSize, spec.context_size, { logits: false, readFloatsPerToken: spec.hooks.length * dIn }) +
+    spec.shard_tokens * (3 + spec.hooks.length * dIn) * 4;
+  return {
+    names: Array.from({ length: shards }, (_, i) => shardFileName(i)),
+    split: (count) => contiguousSplit(shards, count).map(([a, b]) => Array.from({ length: b - a }, (_, k) => a + k)),
+    bytes: (units) => (units.length ? perWorker : 0),
+  };
 }

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { harvestSpec, inspectOutDir, runHarvest, checkHarvest, clearCache, type HarvestSpec } from './harvest.js';
-import { harvestPart, mergeParts, partCount, partRange, readPartRecord, removeParts, type PartRecord } from './harvest-parts.js';
+import { harvestPart, harvestUnits, mergeParts, partCount, partRange, readPartRecord, removeParts, type PartRecord } from './harvest-parts.js';
 import { formatPart, type Part } from '../parallel/split.js';
 import type { HarvestConfig } from '../recipe/schema.js';
+import type { StageUnits } from '../parallel/units.js';
 import { manifestPath, readManifest } from './manifest.js';
 import { UserError } from '../io/errors.js';
 import { readGpt2Config } from '../model/config.js';
@@ -114,4 +115,13 @@ async function withModel(modelRef: string, proc: Proc, f: (m: Awaited<ReturnType
   } finally {
     disposeParams(model.params);
   }
+}
+
+/** The harvest's shards as units for workers and the plan (harvest-parts.ts). */
+export async function harvestRecipeUnits(recipe: Recipe): Promise<StageUnits> {
+  const cfg = requireSection(recipe, 'harvest');
+  if (!recipe.model) throw new UserError(`${recipe.path}: harvest needs model: (a local Hugging Face folder with config.json and model.safetensors, or a hub id such as gpt2).`);
+  const spec = harvestSpec(cfg, recipe.model, processingLabel({ foldLn: cfg.fold_ln, centerWritingWeights: cfg.center_writing_weights }));
+  const finished = existsSync(manifestPath(cfg.out)) && JSON.stringify((readManifest(cfg.out) as { harvest?: unknown }).harvest) === JSON.stringify(spec);
+  return { ...harvestUnits(spec, readGpt2Config(await resolveModelDir(recipe.model)), cfg.batch_size), finished };
 }
