@@ -4,7 +4,8 @@ import { loadRecipe } from '../recipe/load.js';
 import { EXTRA_COMMANDS, STAGES } from './commands.js';
 import { ExitCode } from './exit-code.js';
 import { slurmCommand, statusCommand } from './slurm.js';
-import { setupBackend, stageCommand, stageOptions, withStageFlags, type StageArgs, type StageOptions } from './stage.js';
+import { runStage, setupBackend, stageCommand, stageOptions, withStageFlags, type StageArgs, type StageOptions } from './stage.js';
+import { checkWorkers } from '../parallel/workers.js';
 import { info } from '../ui/log.js';
 import { StopRequested, STOPPED_EXIT_CODE } from '../parallel/stop-signal.js';
 
@@ -29,12 +30,13 @@ export async function main(argv: string[]): Promise<number> {
         const a = argv as unknown as StageArgs;
         const recipe = loadRecipe(a.recipe);
         const opts: StageOptions = stageOptions(a);
+        if (a.workers !== undefined) checkWorkers(a.workers, '--workers');
         const stages = STAGES.filter((s) => recipe[s.name]);
         if (stages.length === 0) throw new UserError(`${recipe.path}: has no stage sections (${STAGES.map((s) => s.name).join(', ')}).`);
         if (stages.some((s) => s.tensors)) await setupBackend(recipe, opts);
         for (const s of stages) {
           info(`\n== ${s.name} ==`);
-          await s.run(recipe, opts);
+          await runStage(s, recipe, opts, a);
         }
       },
     })

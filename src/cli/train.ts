@@ -1,6 +1,7 @@
 import { info } from '../ui/log.js';
 import { requireSection, type Stage } from './stage.js';
 import { trainAll } from '../train/train.js';
+import { trainUnits } from '../train/units.js';
 
 /** `sae-train train recipe.yaml`: every SAE of the train: section, from the activation cache. */
 export const trainStage: Stage = {
@@ -8,6 +9,7 @@ export const trainStage: Stage = {
   describe: 'train every SAE the recipe\'s train: section expands to, feeding each batch to all of them (resumes a killed run)',
   tensors: true,
   parts: true,
+  units: async (recipe) => trainUnits(requireSection(recipe, 'train')),
   async run(recipe, opts) {
     const t = requireSection(recipe, 'train');
     const s = await trainAll(t, { fresh: opts.fresh, overwrite: opts.overwrite, part: opts.part });

@@ -89,8 +89,9 @@ export function renderScript(s: ScriptSpec): string {
     '--kill-on-invalid-dep=yes',
     ...resourceLines(s.resources),
   ];
-  const cmd = [s.node, s.bin, s.stage, s.recipe, ...(parts ? ['--part'] : []), ...s.stageArgs].map(shellQuote);
-  if (parts) cmd.splice(5, 0, '"$SLURM_ARRAY_TASK_ID/' + s.count + '"');
+  // A part runs in this process; a finishing or only job may use a worker process per allocated core.
+  const split = parts ? ['--part', `"$SLURM_ARRAY_TASK_ID/${s.count}"`] : ['--workers', '"${SLURM_CPUS_PER_TASK:-1}"'];
+  const cmd = [...[s.node, s.bin, s.stage, s.recipe].map(shellQuote), ...split, ...s.stageArgs.map(shellQuote)];
   return `#!/bin/bash
 # ${s.recipeName}: ${what.replace('$SLURM_ARRAY_TASK_ID', 'i')}.
 # Written by \`sae-train slurm ${s.recipe}\`, which submits it (sbatch --parsable, with
