@@ -129,7 +129,6 @@ describe('workers', () => {
   }, 400_000);
 
   it('a worker that fails fails alone, names its runs, and a rerun redoes only its work', async () => {
-    cpSync(join(dir, 'one'), join(dir, 'fail-ref'), { recursive: true });
     recipe('fail', train('fail'));
     // a folder holding another run where part 1's d32 s1 run goes: that part refuses to start
     const bad = join(dir, 'fail', 'synthetic__d32__s1');
