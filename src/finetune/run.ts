@@ -15,6 +15,8 @@ import { loadGpt2, type LoadedGpt2 } from '../model/load.js';
 import { disposeParams } from '../model/weights.js';
 import { requireSection, type StageOptions } from '../recipe/section.js';
 import { info, warn } from '../ui/log.js';
+import { finetuneUnits, parentsOfPart } from './parts.js';
+import type { StageUnits } from '../parallel/units.js';
 
 /** The trained runs to finetune: finetune.checkpoints, or every finished run under train.out (finetunes excluded). */
 export function parentDirs(recipe: Recipe): string[] {
@@ -51,7 +53,7 @@ export async function runFinetune(recipe: Recipe, opts: StageOptions, hooks: { a
     throw new UserError(`${recipe.path}: finetune.cache: no activation cache given and no train: or harvest: section to take it from. Example: cache: cache/quickstart`);
   const manifest = readManifest(section.cache);
   const split = splitCache(manifest.tokens, section.heldout_tokens, section.cache);
-  const parents = parentDirs(recipe);
+  const parents = opts.part ? parentsOfPart(parentDirs(recipe), opts.part, info) : parentDirs(recipe);
   info(`finetune: ${parents.length} run(s) × ${methods.join(', ')}; cache ${section.cache}: fit on rows 0–${split.fitRows}, held-out rows ${split.heldoutStart}–${split.total}`);
   const cacheSha = sha256Of(join(section.cache, 'manifest.json'));
   // decoder_kl's GPT-2: loaded once, on first use, freed at the end.
@@ -100,4 +102,9 @@ async function heldoutRecon(parent: ParentRun, cache: CacheReader, batch: number
   } finally {
     disposeTensors(p);
   }
+}
+
+/** The parent runs of the recipe as units for workers and the plan. */
+export async function finetuneRecipeUnits(recipe: Recipe): Promise<StageUnits> {
+  return finetuneUnits(parentDirs(recipe), requireSection(recipe, 'finetune').batch_size);
 }
