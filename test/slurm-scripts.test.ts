@@ -25,7 +25,8 @@ describe('planStages: tasks per stage', () => {
     const p = planStages({ stages, units, splittable });
     expect(p.map((s) => [s.stage, s.tasks])).toEqual([['harvest', 4], ['train', 8], ['finetune', 1], ['eval', 24], ['consistency', 1], ['report', 1]]);
     expect(p[2].note).toBe('one job: the finetune stage cannot be split into parts yet');
-    expect(p[4].note).toBeUndefined();
+    expect(p[4].note).toBe('one job: the consistency stage cannot be split into parts yet');
+    expect(p[5].note).toBeUndefined(); // report is one job by nature
     expect(planStages({ stages, units, splittable, tasks: 2 }).map((s) => s.tasks)).toEqual([2, 2, 1, 2, 1, 1]);
     expect(describeStage(planStages({ stages, units, splittable, tasks: 2 })[1])).toBe('train: array of 2 tasks over 8 runs, then a finishing job');
   });
@@ -46,18 +47,21 @@ describe('planStages: tasks per stage', () => {
 });
 
 describe('stageUnits: counted from the recipe before anything ran', () => {
-  it('counts shards, runs, run × method finetunes and checkpoints', () => {
+  it('counts shards, runs, runs to finetune, checkpoints and seed/size pairs', () => {
     const r = validateRecipe({
       name: 'u', model: 'm',
       harvest: { corpus: ['c.txt'], hooks: ['blocks.1.hook_resid_pre', 'blocks.3.hook_resid_pre'], tokens: 10_000, shard_tokens: 3000, out: join(dir, 'nocache') },
       train: { d_sae: [16, 32], seed: [0, 1, 2], out: join(dir, 'ck') },
       finetune: { method: ['scale', 'decoder'] },
       eval: { corpus: ['h.txt'], out: join(dir, 'ev') },
+      consistency: { out: join(dir, 'co') },
     }, 'u.yaml');
     expect(stageUnits(r, 'harvest')).toEqual({ count: 4, what: 'shards' });
     expect(stageUnits(r, 'train')).toEqual({ count: 12, what: 'runs' });
-    expect(stageUnits(r, 'finetune')?.count).toBe(24);
-    expect(stageUnits(r, 'eval')?.count).toBe(36);
+    expect(stageUnits(r, 'finetune')?.count).toBe(12);
+    expect(stageUnits(r, 'eval')?.count).toBe(36); // 12 runs and their 2 finetunes each
+    // Seed pairs: C(3,2) in each of 4 (hook, d_sae) groups; size pairs: 1 in each of 6 (hook, seed) groups.
+    expect(stageUnits(r, 'consistency')?.count).toBe(12 + 6);
     expect(stageUnits(r, 'report')).toBeUndefined();
   });
 });

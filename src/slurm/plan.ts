@@ -35,7 +35,7 @@ export interface StagePlan {
 export const MAX_ARRAY_TASKS = 1000;
 
 /** Stages whose work has independent units (the others are one job by nature). */
-const PARTED: ReadonlySet<StageName> = new Set(['harvest', 'train', 'finetune', 'eval']);
+const PARTED: ReadonlySet<StageName> = new Set(['harvest', 'train', 'finetune', 'eval', 'consistency']);
 
 export function planStages(p: PlanInput): StagePlan[] {
   if (p.tasks !== undefined && !(Number.isInteger(p.tasks) && p.tasks >= 1))
