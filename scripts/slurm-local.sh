@@ -174,7 +174,13 @@ stop_daemons() {
 }
 
 stop() {
-  [ -d "$dir/pids" ] || { echo "slurm-local: nothing started in $dir"; return 0; }
+  local any=0 d
+  for d in "${DAEMONS[@]}"; do live_pid "$d" >/dev/null && any=1; done
+  if [ "$any" = 0 ]; then
+    rm -f "$dir"/pids/*.pid 2>/dev/null || true
+    echo "slurm-local: nothing running in $dir"
+    return 0
+  fi
   export SLURM_CONF="$dir/slurm.conf"
   # Cancel this cluster's jobs while the daemons still run, so no job step outlives them.
   if live_pid slurmctld >/dev/null && live_pid slurmd >/dev/null; then

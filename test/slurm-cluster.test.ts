@@ -18,7 +18,8 @@ const exec = promisify(execFile);
 
 /**
  * `sae-train slurm` against a real one-node Slurm (scripts/slurm-local.sh): a tiny quickstart-like recipe
- * (harvest → train sweep of 4 → eval) through `--wait --tasks 2` gives the outputs of a local one-process run,
+ * (harvest → train sweep of 4 → finetune → eval → consistency, each an array of 2 tasks and a finishing job)
+ * through `--wait --tasks 2` gives the outputs of a local one-process run,
  * bit for bit, with one train task requeued by Slurm and the other preempted (SIGUSR1) mid-train; a corrupt
  * shard fails the train tasks, leaves eval unstarted, and `status` names the failure.
  */
@@ -48,7 +49,9 @@ describe('sae-train slurm on a one-node Slurm', () => {
       name: 'slurmtest', model, backend: 'wasm',
       harvest: { corpus: [resolve('data/quickstart/train.txt')], hooks: [HOOK], context_size: 32, tokens: 4096, shard_tokens: 1024, out: join(root, 'cache') },
       train: { ...train, out: join(root, 'ck') },
+      finetune: { method: 'scale', tokens: 1024, heldout_tokens: 512, batch_size: 128 },
       eval: { corpus: [resolve('data/quickstart/heldout.txt')], context_size: 32, tokens: 256, topk: [1], drop_lowest: [1], prompts: ['The Congress'], max_new_tokens: 4, out: join(root, 'eval') },
+      consistency: { out: join(root, 'consistency') },
     };
     over(r);
     const file = join(root, 'recipe.yaml');
@@ -66,8 +69,14 @@ describe('sae-train slurm on a one-node Slurm', () => {
     readdirSync(d, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(join(d, f)).isFile()).sort();
   /** A file's bytes with the cluster run's root written as the local run's (paths recorded in outputs). */
   const asLocal = (file: string) => Buffer.from(readFileSync(file).toString('latin1').replaceAll(onSlurm, local), 'latin1');
+  /** Whether cluster file `f` under `b` equals the local one under `a`: bytes, but JSON without wall-clock `seconds`. */
+  const same = (b: string, a: string, f: string): boolean => {
+    if (!f.endsWith('.json')) return asLocal(join(b, f)).equals(readFileSync(join(a, f)));
+    const parse = (text: string) => JSON.stringify(JSON.parse(text, (k, v) => (k === 'seconds' ? undefined : v)));
+    return parse(asLocal(join(b, f)).toString('latin1')) === parse(readFileSync(join(a, f), 'latin1'));
+  };
 
-  it('runs harvest → train (2 tasks, one requeued, one preempted mid-train) → eval to the end', async (ctx) => {
+  it('runs harvest → train (2 tasks, one requeued, one preempted mid-train) → finetune → eval → consistency to the end', async (ctx) => {
     if (skipped) return ctx.skip();
     const bin = builtCli();
     const env = { ...cluster!.env, SAE_TRAIN_QUIET: '0' };
@@ -114,31 +123,37 @@ describe('sae-train slurm on a one-node Slurm', () => {
       expect(log).toContain('restart 1');
       expect(log).toMatch(/resuming at step [1-9]\d*/);
     }
-    expect(stdout).toMatch(/harvest done · train done · eval done/);
+    expect(stdout).toMatch(/harvest done · train done · finetune done · eval done · consistency done/);
   }, 900_000);
 
   it('leaves a cache identical to a local harvest', (ctx) => {
     if (skipped || !pipeline) return ctx.skip();
     const a = join(local, 'cache'), b = join(onSlurm, 'cache');
     expect(files(b)).toEqual(files(a));
-    for (const f of files(a)) expect(asLocal(join(b, f)).equals(readFileSync(join(a, f))), f).toBe(true);
+    for (const f of files(a)) expect(same(b, a, f), f).toBe(true);
   });
 
-  it('trains weights bit-identical to a local run', (ctx) => {
+  it('trains and finetunes weights bit-identical to a local run', (ctx) => {
     if (skipped || !pipeline) return ctx.skip();
+    const a = join(local, 'ck'), b = join(onSlurm, 'ck');
+    const ours = (d: string) => files(d).filter((f) => !f.startsWith('slurm/'));
+    expect(ours(b)).toEqual(ours(a));
     for (const r of runs) {
-      for (const f of ['sae_weights.safetensors', 'sparsity.safetensors', 'metrics.jsonl', 'cfg.json'])
-        expect(asLocal(join(onSlurm, 'ck', r, f)).equals(readFileSync(join(local, 'ck', r, f))), `${r}/${f}`).toBe(true);
-      expect(existsSync(join(onSlurm, 'ck', r, 'trainer_state'))).toBe(false);
+      for (const f of ['sae_weights.safetensors', 'sparsity.safetensors', 'metrics.jsonl', 'cfg.json', 'finetuned-scale/sae_weights.safetensors']) expect(ours(a)).toContain(`${r}/${f}`);
+      expect(existsSync(join(b, r, 'trainer_state'))).toBe(false);
     }
+    for (const f of ours(a)) expect(same(b, a, f), f).toBe(true);
   });
 
-  it('writes eval outputs identical to a local eval', (ctx) => {
+  it('writes eval and consistency outputs identical to a local run', (ctx) => {
     if (skipped || !pipeline) return ctx.skip();
-    const a = join(local, 'eval'), b = join(onSlurm, 'eval');
-    expect(files(b)).toEqual(files(a));
-    expect(files(a).length).toBeGreaterThan(runs.length * 3);
-    for (const f of files(a)) expect(asLocal(join(b, f)).equals(readFileSync(join(a, f))), f).toBe(true);
+    for (const out of ['eval', 'consistency']) {
+      const a = join(local, out), b = join(onSlurm, out);
+      expect(files(b)).toEqual(files(a));
+      for (const f of files(a)) expect(same(b, a, f), `${out}/${f}`).toBe(true);
+    }
+    expect(files(join(local, 'eval')).length).toBeGreaterThan(runs.length * 2 * 3); // runs and their finetunes
+    expect(files(join(local, 'consistency'))).toContain('consistency.json');
   });
 
   it('status shows every stage and run done; a rerun submits nothing', async (ctx) => {
@@ -147,13 +162,13 @@ describe('sae-train slurm on a one-node Slurm', () => {
     const env = { ...cluster!.env, SAE_TRAIN_QUIET: '0' };
     const file = join(onSlurm, 'recipe.yaml');
     const { stdout } = await exec(process.execPath, [bin, 'status', file], { env });
-    expect(stdout).toMatch(/^done: harvest done · train done · eval done/);
+    expect(stdout).toMatch(/^done: harvest done · train done · finetune done · eval done · consistency done/);
     for (const i of [0, 1]) for (const r of partRuns(i)) expect(stdout).toContain(`run ${r}  done (part ${i})`);
     const again = await exec(process.execPath, [bin, 'slurm', file, '--tasks', '2'], { env });
     expect(again.stdout).toContain('nothing to submit: every stage is done');
-  }, 60_000);
+  }, 180_000);
 
-  it('a corrupt shard fails the train tasks, leaves eval unstarted, and status names the failure', async (ctx) => {
+  it('a corrupt shard fails the train tasks, leaves the later stages unstarted, and status names the failure', async (ctx) => {
     if (skipped || !pipeline) return ctx.skip();
     const bin = builtCli();
     const env = { ...cluster!.env, SAE_TRAIN_QUIET: '0' };
@@ -162,6 +177,8 @@ describe('sae-train slurm on a one-node Slurm', () => {
     truncateSync(join(bad, 'cache', 'shard-00001.arrow'), 2000);
     const file = recipe(bad, (r) => {
       delete r.harvest;
+      delete r.finetune;
+      delete r.consistency;
       r.train.cache = join(bad, 'cache');
     });
     const run = await exec(process.execPath, [bin, 'slurm', file, '--wait', '--tasks', '2', '--poll-seconds', '1'], { env, cwd: dir }).catch((e) => e);

@@ -39,7 +39,7 @@ function builtBin(): string {
 /** `sae-train slurm recipe.yaml`: the recipe as Slurm job arrays (src/slurm/). */
 export const slurmCommand: CommandModule<object, SlurmArgs> = {
   command: 'slurm <recipe>',
-  describe: 'run the recipe on a Slurm cluster: one sbatch job array per splittable stage (harvest, train, finetune, eval) plus a finishing job, each stage afterok on the one before; preemption-safe (requeue and resume). Scripts and logs go to <train.out>/slurm/; rerunning submits only what is not done',
+  describe: 'run the recipe on a Slurm cluster: one sbatch job array per splittable stage (harvest, train, finetune, eval, consistency) plus a finishing job, each stage afterok on the one before; preemption-safe (requeue and resume). Scripts and logs go to <train.out>/slurm/; rerunning submits only what is not done',
   builder: (y) =>
     y
       .positional('recipe', { type: 'string', demandOption: true, describe: 'recipe YAML file; its paths must be on a filesystem every node sees' })

@@ -45,14 +45,14 @@ export function jobStates(ids: readonly string[]): Map<string, JobState> {
   const out = new Map<string, JobState>();
   if (!ids.length) return out;
   const q = run('squeue', ['-h', '-r', '-t', 'all', '--me', '-o', '%F|%K|%i|%T|%r']);
-  if (!q.error && q.status === 0) {
-    const wanted = new Set(ids);
-    for (const line of q.stdout.split('\n')) {
-      const [arrayId, task, id, state, reason] = line.trim().split('|');
-      if (!state) continue;
-      const key = task && task !== 'N/A' ? `${arrayId}_${task}` : id;
-      if (wanted.has(arrayId) || wanted.has(id)) out.set(key, { state, reason });
-    }
+  // No answer is not "no jobs": the caller decides (status shows what the files say; --wait asks again).
+  if (q.error || q.status !== 0) throw new UserError(`squeue failed: ${(q.stderr || String(q.error)).trim()}`);
+  const wanted = new Set(ids);
+  for (const line of q.stdout.split('\n')) {
+    const [arrayId, task, id, state, reason] = line.trim().split('|');
+    if (!state) continue;
+    const key = task && task !== 'N/A' ? `${arrayId}_${task}` : id;
+    if (wanted.has(arrayId) || wanted.has(id)) out.set(key, { state, reason });
   }
   const missing = ids.filter((id) => ![...out.keys()].some((k) => k === id || k.startsWith(`${id}_`)));
   if (missing.length) {

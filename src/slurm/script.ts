@@ -103,11 +103,12 @@ marker="${marker}"
 echo "== sae-train ${s.stage}${parts ? ` part $SLURM_ARRAY_TASK_ID/${s.count}` : ''}: job \${SLURM_JOB_ID} on $(hostname) at $(date -u +%FT%TZ), restart \${SLURM_RESTART_COUNT:-0}"
 # The BLAS threads of the tasks' cores, not the whole node's.
 export SAE_TRAIN_BLAS_THREADS=\${SAE_TRAIN_BLAS_THREADS:-\${SLURM_CPUS_PER_TASK:-1}}
+child=""
+preempted=0
+trap 'preempted=1; [ -n "$child" ] && kill -USR1 "$child" 2>/dev/null' USR1
+trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM
 ${cmd.join(' ')} &
 child=$!
-preempted=0
-trap 'preempted=1; kill -USR1 "$child" 2>/dev/null' USR1
-trap 'kill -TERM "$child" 2>/dev/null' TERM
 # wait returns early when a trapped signal arrives: wait again until the stage has exited.
 while :; do
   wait "$child"

@@ -123,12 +123,21 @@ function trainRuns(recipe: Recipe, tasks: number): RunStatus[] | undefined {
   });
 }
 
+/** What Slurm says about the jobs, or nothing when it cannot be asked (no squeue here): the files still tell. */
+function knownStates(ids: string[]): Map<string, JobState> {
+  try {
+    return jobStates(ids);
+  } catch {
+    return new Map();
+  }
+}
+
 /** The status of every stage of the recipe's last submission (states: from Slurm when not given). */
 export function collectStatus(recipe: Recipe, states?: Map<string, JobState>): StageStatus[] {
   const dir = slurmDir(recipe);
   const jobs = readJobs(dir);
   if (!jobs) return [];
-  const st = states ?? jobStates(jobIds(jobs));
+  const st = states ?? knownStates(jobIds(jobs));
   return jobs.stages.map((rec) => {
     const tasks = stageTasks(dir, jobs.recipe_sha256, rec, st);
     const s: StageStatus = { stage: rec.stage, state: stageState(stageDone(dir, rec.stage, jobs.recipe_sha256), tasks), tasks };

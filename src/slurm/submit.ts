@@ -7,8 +7,8 @@ import { join, resolve } from 'node:path';
 import { UserError } from '../io/errors.js';
 import type { Recipe } from '../recipe/load.js';
 import type { StageName } from '../recipe/section.js';
-import { info } from '../ui/log.js';
-import { isActive, jobStates, requireSbatch, sbatch, scancel } from './commands.js';
+import { info, warn } from '../ui/log.js';
+import { isActive, jobStates, requireSbatch, sbatch, scancel, type JobState } from './commands.js';
 import { scriptName, slurmDir } from './layout.js';
 import { describeStage, planStages, type StagePlan } from './plan.js';
 import { jobIds, partDone, readJobs, recipeSha256, stageDone, writeJobs, JOBS_FORMAT, type JobsFile, type StageRecord } from './records.js';
@@ -67,7 +67,7 @@ export async function submitRecipe(recipe: Recipe, o: SubmitOptions): Promise<nu
 
   requireSbatch();
   if (prevOurs) {
-    const states = jobStates(jobIds(prevOurs));
+    const states = jobStates(jobIds(prevOurs)); // throws when squeue cannot answer: never resubmit blindly
     const active = [...states].filter(([, s]) => isActive(s)).map(([id]) => id);
     if (active.length)
       throw new UserError(`jobs of an earlier submission are still queued or running (${active.join(', ')}). Wait for them (\`sae-train status ${recipe.path}\`) or scancel them, then run this again.`);
@@ -126,16 +126,23 @@ function submitStage(p: StagePlan, dir: string, sha: string, dep: string | undef
 
 /** Polls until none of the jobs can run any more; prints each change of the pipeline's state; 0 if all done. */
 async function waitForPipeline(recipe: Recipe, dir: string, ids: string[], pollSeconds: number): Promise<number> {
-  let last = '';
-  for (;;) {
-    const states = jobStates(ids);
+  let last = '', failures = 0, states = new Map<string, JobState>();
+  for (;; await new Promise((r) => setTimeout(r, pollSeconds * 1000))) {
+    try {
+      states = jobStates(ids);
+      failures = 0;
+    } catch (err) {
+      // A busy controller: ask again; give up only after ten failures in a row.
+      if (++failures >= 10) throw err;
+      warn(`${(err as Error).message}; asking again in ${pollSeconds} s`);
+      continue;
+    }
     const line = statusLine(collectStatus(recipe, states));
     if (line !== last) info(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
     last = line;
     if (![...states.values()].some(isActive)) break;
-    await new Promise((r) => setTimeout(r, pollSeconds * 1000));
   }
-  const status = collectStatus(recipe, jobStates(ids));
+  const status = collectStatus(recipe, states);
   info(formatStatus(status, dir));
   return pipelineDone(status) ? 0 : 1;
 }
