@@ -164,7 +164,7 @@ describe('workers', () => {
     });
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/SIGTERM received, stopping the workers/);
-    expect(r.err).toMatch(/killed by SIGTERM/);
+    expect(r.err).toMatch(/stopped by SIGTERM: train saved \d+ run\(s\) at step/); // each worker saved its state at its current step (stop-signal.ts)
     const again = await cli(['train', 'killed.yaml', '--workers', '2']);
     expect(again.code, again.err).toBe(0);
     expect(again.out).toMatch(/resuming at step/);

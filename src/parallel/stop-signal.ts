@@ -2,8 +2,8 @@
  * Stopping cleanly on SIGUSR1 or SIGTERM (Slurm's preemption warning and requeue, a workers orchestrator):
  * step loops (train, finetune's Adam loop) poll `stopRequested()` after each step; when it says yes they write
  * their resume state and throw StopRequested, which the CLI turns into exit code STOPPED_EXIT_CODE. A signal that
- * arrives while no loop polls ends the process at once (as the default action would): every stage keeps its
- * finished work in atomically written files and resumes from them.
+ * arrives while no loop polls and nothing else listens for it ends the process at once (as the default action
+ * would): every stage keeps its finished work in atomically written files and resumes from them.
  */
 import { constants } from 'node:os';
 
@@ -45,7 +45,9 @@ export function installStopHandlers(): void {
   for (const sig of STOP_SIGNALS)
     process.on(sig, () => {
       requestStop(sig);
-      if (polling === 0) process.exit(128 + constants.signals[sig]);
+      // No loop to stop cleanly and no one else listening (the workers orchestrator forwards it): end as the
+      // default action would.
+      if (polling === 0 && process.listenerCount(sig) === 1) process.exit(128 + constants.signals[sig]);
     });
 }
 
