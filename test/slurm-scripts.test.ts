@@ -245,3 +245,71 @@ describe('sae-train slurm (no cluster needed)', () => {
     expect(errs.join('')).toMatch(/sbatch not found on PATH.*apt-get install slurm-wlm munge.*scripts\/slurm-local\.sh start/s);
   });
 });
+
+describe('what sae-train slurm submits, first and on a rerun (stand-in sbatch and squeue)', () => {
+  const root = join(dir, 'resubmit');
+  const bin = join(root, 'bin');
+  mkdirSync(bin, { recursive: true });
+  // sbatch: logs its arguments and answers the next job id; squeue: prints $SQUEUE_OUT.
+  writeFileSync(join(bin, 'sbatch'), `#!/bin/bash
+[ "$1" = --version ] && { echo "slurm 22.05.8"; exit 0; }
+n=$(( $(cat "$ROOT/next" 2>/dev/null || echo 100) + 1 )); echo "$n" >"$ROOT/next"
+echo "$n $*" >>"$ROOT/sbatch.log"; echo "$n"
+`);
+  writeFileSync(join(bin, 'squeue'), '#!/bin/bash\nprintf "%b" "${SQUEUE_OUT:-}"\n');
+  for (const f of ['sbatch', 'squeue']) chmodSync(join(bin, f), 0o755);
+  const file = join(root, 'r.yaml');
+  writeFileSync(file, stringify({ name: 'rs', synth: { d_in: 8, n_features: 16, tokens: 1000, out: join(root, 'cache') }, train: { d_sae: [8, 16], seed: [0, 1], out: join(root, 'ck') }, report: { out: join(root, 'r.html') } }));
+  const sd = join(root, 'ck', 'slurm');
+
+  const submit = async (squeue = '') => {
+    const env = { PATH: process.env.PATH, ROOT: process.env.ROOT, SQUEUE_OUT: process.env.SQUEUE_OUT };
+    Object.assign(process.env, { PATH: `${bin}:${env.PATH}`, ROOT: root, SQUEUE_OUT: squeue });
+    const errs: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => (errs.push(String(s)), true)) as typeof process.stderr.write;
+    setQuiet(true);
+    try {
+      const before = existsSync(join(root, 'sbatch.log')) ? readFileSync(join(root, 'sbatch.log'), 'utf8').split('\n').length - 1 : 0;
+      const code = await main(['slurm', file, '--tasks', '2']);
+      const calls = existsSync(join(root, 'sbatch.log')) ? readFileSync(join(root, 'sbatch.log'), 'utf8').trim().split('\n').slice(before) : [];
+      // "<id> <args> <script>" → "<id> <args> <script file name>"
+      return { code, err: errs.join(''), calls: calls.map((l) => l.replace(`${sd}/`, '')) };
+    } finally {
+      process.stderr.write = write;
+      setQuiet(false);
+      for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
+  };
+
+  it('submits every stage in order, each afterok on the one before; a rerun submits only the unfinished part and what follows', async () => {
+    const first = await submit();
+    expect(first.code, first.err).toBe(0);
+    expect(first.calls).toEqual([
+      '101 --parsable synth.sbatch',
+      '102 --parsable --dependency=afterok:101 train.parts.sbatch',
+      '103 --parsable --dependency=afterok:102 train.sbatch',
+      '104 --parsable --dependency=afterok:103 report.sbatch',
+    ]);
+    const sha = JSON.parse(readFileSync(join(sd, 'jobs.json'), 'utf8')).recipe_sha256;
+    // synth finished, train part 0 finished, part 1 failed (no marker); a stale report marker from before.
+    mkdirSync(join(sd, 'done'), { recursive: true }); // the job scripts make it
+    for (const m of ['synth', 'train.part-0-of-2', 'report']) writeFileSync(join(sd, 'done', m), `${sha}\n`);
+    const again = await submit('102|0|102_0|COMPLETED|None\n102|1|102_1|FAILED|NonZeroExitCode\n103|N/A|103|CANCELLED|DependencyNeverSatisfied\n');
+    expect(again.code, again.err).toBe(0);
+    expect(again.calls).toEqual([
+      '105 --parsable --array=1 train.parts.sbatch',
+      '106 --parsable --dependency=afterok:105 train.sbatch',
+      '107 --parsable --dependency=afterok:106 report.sbatch',
+    ]);
+    expect(existsSync(join(sd, 'done', 'report')), 'the later stage runs whole again').toBe(false);
+    expect(JSON.parse(readFileSync(join(sd, 'jobs.json'), 'utf8')).stages.map((s: { stage: string; job?: string }) => `${s.stage}:${s.job}`)).toEqual(['synth:101', 'train:106', 'report:107']);
+  });
+
+  it('refuses to submit while jobs of the earlier submission are queued or running', async () => {
+    const r = await submit('106|N/A|106|PENDING|Dependency\n105|1|105_1|RUNNING|None\n');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/jobs of an earlier submission are still queued or running \(106, 105_1\)/);
+    expect(r.calls).toEqual([]);
+  });
+});

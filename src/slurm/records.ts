@@ -4,7 +4,7 @@
  * makes them stale).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError } from '../io/errors.js';
@@ -63,3 +63,10 @@ function markerHolds(path: string, sha: string): boolean {
 
 export const stageDone = (dir: string, stage: StageName, sha: string): boolean => markerHolds(join(dir, stageMarkerName(stage)), sha);
 export const partDone = (dir: string, stage: StageName, index: number, count: number, sha: string): boolean => markerHolds(join(dir, partMarkerName(stage, index, count)), sha);
+
+/** Removes a stage's markers (it is being submitted whole again). */
+export function clearMarkers(dir: string, stage: StageName): void {
+  const d = join(dir, 'done');
+  if (!existsSync(d)) return;
+  for (const f of readdirSync(d)) if (f === stage || f.startsWith(`${stage}.part-`)) rmSync(join(d, f), { force: true });
+}

@@ -11,7 +11,7 @@ import { info, warn } from '../ui/log.js';
 import { isActive, jobStates, requireSbatch, sbatch, scancel, type JobState } from './commands.js';
 import { scriptName, slurmDir } from './layout.js';
 import { describeStage, planStages, type StagePlan } from './plan.js';
-import { jobIds, partDone, readJobs, recipeSha256, stageDone, writeJobs, JOBS_FORMAT, type JobsFile, type StageRecord } from './records.js';
+import { clearMarkers, jobIds, partDone, readJobs, recipeSha256, stageDone, writeJobs, JOBS_FORMAT, type JobsFile, type StageRecord } from './records.js';
 import { renderScript, type Resources, type ScriptSpec } from './script.js';
 import { collectStatus, formatStatus, pipelineDone, statusLine } from './status.js';
 import { stageUnits } from './units.js';
@@ -76,8 +76,8 @@ export async function submitRecipe(recipe: Recipe, o: SubmitOptions): Promise<nu
   const submitted: string[] = [];
   try {
     let dep: string | undefined;
-    for (const p of plans.slice(from)) {
-      const r = submitStage(p, dir, sha, dep);
+    for (const [i, p] of plans.slice(from).entries()) {
+      const r = submitStage(p, dir, sha, dep, i === 0);
       submitted.push(...[r.arrayJob, r.job].filter((x): x is string => !!x));
       records.push(r);
       dep = r.job;
@@ -102,7 +102,7 @@ export async function submitRecipe(recipe: Recipe, o: SubmitOptions): Promise<nu
 function keepEarlierSplit(p: StagePlan, prev: JobsFile | undefined, dir: string, sha: string): StagePlan {
   const old = prev?.stages.find((r) => r.stage === p.stage);
   if (!old || old.tasks === p.tasks || old.tasks < 2 || prev?.recipe_sha256 !== sha || stageDone(dir, p.stage, sha)) return p;
-  return { ...p, tasks: old.tasks, note: `keeps the earlier submission's ${old.tasks} parts (some may be done)` };
+  return { ...p, tasks: old.tasks, note: `the split of the earlier submission, whose finished parts are kept` };
 }
 
 function scriptSpecs(p: StagePlan, recipe: Recipe, recipeFile: string, dir: string, sha: string, o: SubmitOptions): ScriptSpec[] {
@@ -113,12 +113,16 @@ function scriptSpecs(p: StagePlan, recipe: Recipe, recipeFile: string, dir: stri
   return p.tasks > 1 ? [{ ...base, kind: 'parts', count: p.tasks }, { ...base, kind: 'finish', count: p.tasks }] : [{ ...base, kind: 'finish' }];
 }
 
-/** Submits one stage: its array (only the parts not done) and finishing job, or its one job. */
-function submitStage(p: StagePlan, dir: string, sha: string, dep: string | undefined): StageRecord {
+/**
+ * Submits one stage: its array and finishing job, or its one job. The first stage resubmitted leaves out its parts
+ * already done; the stages after it run whole (their inputs are being redone).
+ */
+function submitStage(p: StagePlan, dir: string, sha: string, dep: string | undefined, skipDoneParts: boolean): StageRecord {
   const after = dep ? [`--dependency=afterok:${dep}`] : [];
+  if (!skipDoneParts) clearMarkers(dir, p.stage);
   const script = (kind: 'parts' | 'finish') => join(dir, scriptName(p.stage, kind));
   if (p.tasks < 2) return { stage: p.stage, tasks: 1, job: sbatch(script('finish'), after) };
-  const indices = Array.from({ length: p.tasks }, (_, i) => i).filter((i) => !partDone(dir, p.stage, i, p.tasks, sha));
+  const indices = Array.from({ length: p.tasks }, (_, i) => i).filter((i) => !skipDoneParts || !partDone(dir, p.stage, i, p.tasks, sha));
   if (!indices.length) return { stage: p.stage, tasks: p.tasks, indices, job: sbatch(script('finish'), after) };
   const arrayJob = sbatch(script('parts'), [...after, ...(indices.length < p.tasks ? [`--array=${indices.join(',')}`] : [])]);
   return { stage: p.stage, tasks: p.tasks, arrayJob, indices, job: sbatch(script('finish'), [`--dependency=afterok:${arrayJob}`]) };
