@@ -8,6 +8,7 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 120_000,
     hookTimeout: 120_000,
-    env: { SAE_TRAIN_QUIET: '1' },
+    // stages run in this process unless a test asks for workers (test/workers.test.ts)
+    env: { SAE_TRAIN_QUIET: '1', SAE_TRAIN_WORKERS: '1' },
   },
 });

@@ -48,13 +48,15 @@ export function harvestSpec(cfg: HarvestConfig, model: string, processing: strin
 
 const same = (a: unknown, b: HarvestSpec) => JSON.stringify(a) === JSON.stringify(b);
 
-type ShardEntry = Manifest['shards'][number];
+export type ShardEntry = Manifest['shards'][number];
 interface Progress {
   harvest: HarvestSpec;
   shards: ShardEntry[];
+  /** In a part's folder: which part (harvest-parts.ts). */
+  part?: { index: number; count: number };
 }
 
-function readProgress(dir: string): Progress | undefined {
+export function readProgress(dir: string): Progress | undefined {
   try {
     return JSON.parse(readFileSync(join(dir, PROGRESS_FILE), 'utf8')) as Progress;
   } catch {
@@ -62,10 +64,19 @@ function readProgress(dir: string): Progress | undefined {
   }
 }
 
-/** Removes what a harvest writes in `dir` (manifest, progress, shards, temporaries); other files stay. */
-function clearCache(dir: string): void {
-  for (const f of readdirSync(dir))
+/** Part folders of a harvest in parts (harvest-parts.ts). */
+export const isPartDir = (f: string): boolean => /^part-\d+$/.test(f);
+
+/**
+ * Removes what a harvest writes in `dir` (manifest, progress, shards, temporaries, and the part folders unless
+ * `keepParts`); other files stay.
+ */
+export function clearCache(dir: string, keepParts = false): void {
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir)) {
     if (f === 'manifest.json' || f === PROGRESS_FILE || /^shard-\d+\.arrow$/.test(f) || /^\.shard-\d+\.arrow\.tmp-/.test(f)) rmSync(join(dir, f), { force: true });
+    else if (!keepParts && isPartDir(f)) rmSync(join(dir, f), { recursive: true, force: true });
+  }
 }
 
 export type CacheState = { kind: 'finished'; manifest: Manifest } | { kind: 'todo'; shards: ShardEntry[] };
@@ -76,7 +87,7 @@ export type CacheState = { kind: 'finished'; manifest: Manifest } | { kind: 'tod
  * refused unless `overwrite`.
  */
 export function inspectOutDir(dir: string, spec: HarvestSpec, opts: { fresh: boolean; overwrite: boolean }, key = 'harvest.out'): CacheState {
-  if (!existsSync(dir) || readdirSync(dir).length === 0) return { kind: 'todo', shards: [] };
+  if (!existsSync(dir) || readdirSync(dir).filter((f) => !isPartDir(f)).length === 0) return { kind: 'todo', shards: [] };
   const hasManifest = existsSync(manifestPath(dir));
   const prev = hasManifest ? (readManifest(dir) as Manifest & { harvest?: unknown }).harvest : readProgress(dir)?.harvest;
   const ours = prev !== undefined && same(prev, spec);
@@ -160,12 +171,87 @@ export interface HarvestResult {
 }
 
 /**
+ * Rows [start, end) of the cache (global row numbers; `start` on a shard boundary), written as shards numbered
+ * from `firstShard`: the whole cache, or one part of it (harvest-parts.ts).
+ */
+export interface RowRange {
+  start: number;
+  end: number;
+  firstShard: number;
+}
+
+/** What harvestRows wrote. */
+export interface RowsResult {
+  shards: ShardEntry[];
+  /** Rows written in the range, resumed ones included. */
+  rows: number;
+  resumedRows: number;
+  /** Documents read by the time the harvest stopped (the cache's count when the range ends the cache). */
+  documents: number;
+  /** The corpus ran out before `range.end`. */
+  exhausted: boolean;
+}
+
+/**
  * Runs the harvest into `dir`, after `shards` (from inspectOutDir) already written. The model must be the one
  * `spec` names (with its processing). Writes shards and the progress file as it goes, manifest.json last.
  */
 export async function runHarvest(model: LoadedGpt2, spec: HarvestSpec, dir: string, done: ShardEntry[], opts: HarvestRunOptions): Promise<HarvestResult> {
+  const r = await harvestRows(model, spec, dir, done, { start: 0, end: spec.tokens, firstShard: 0 }, opts);
+  const manifest = cacheManifest(cacheModelInfo(model, spec), spec, r.shards, r.documents);
+  completeCache(dir, manifest);
+  return { manifest, resumedRows: r.resumedRows, exhausted: r.exhausted };
+}
+
+/** The manifest's model block and d_in, as the model gives them. */
+export function cacheModelInfo(model: LoadedGpt2, spec: HarvestSpec): { model: Manifest['model']; d_in: number } {
   const c = model.config;
-  const { hooks, context_size: ctx, tokens: target } = spec;
+  return { model: { name: model.name, d_model: c.n_embd, n_layers: c.n_layer, processing: spec.processing }, d_in: hookWidth(c, spec.hooks[0]) };
+}
+
+/** manifest.json of a finished cache. */
+export function cacheManifest(info: { model: Manifest['model']; d_in: number }, spec: HarvestSpec, shards: ShardEntry[], documents: number): Manifest {
+  return {
+    format: CACHE_FORMAT,
+    model: info.model,
+    hooks: spec.hooks,
+    d_in: info.d_in,
+    dtype: spec.dtype,
+    context_size: spec.context_size,
+    prepend_bos: spec.prepend_bos,
+    exclude_bos: spec.exclude_bos,
+    tokens: shards.reduce((a, s) => a + s.rows, 0),
+    shards,
+    corpus: { paths: spec.corpus, documents },
+    created_by: CREATED_BY,
+    backend: currentBackend(),
+    tokens_requested: spec.tokens,
+    harvest: spec,
+  } satisfies Manifest & { harvest: HarvestSpec; tokens_requested: number; backend: BackendInfo };
+}
+
+/**
+ * The one place a cache is completed, by a one-process harvest or by the finishing pass over parts: every
+ * shard is in `dir`; writes manifest.json (which marks the cache finished) and removes the progress file.
+ */
+export function completeCache(dir: string, manifest: Manifest): void {
+  writeManifest(dir, manifest);
+  try {
+    rmSync(join(dir, PROGRESS_FILE), { force: true });
+  } catch (err) {
+    throw fsError(err, join(dir, PROGRESS_FILE), 'remove the progress file');
+  }
+}
+
+/**
+ * Harvests the rows of `range` into `dir` (shards and the progress file; no manifest), after the shards `done`
+ * of an interrupted attempt. Forward batches are windows [k·batchSize, (k+1)·batchSize) of the whole cache
+ * whatever the range or resume point, so every row is computed in the same batch as in a one-process harvest.
+ */
+export async function harvestRows(model: LoadedGpt2, spec: HarvestSpec, dir: string, done: ShardEntry[], range: RowRange, opts: HarvestRunOptions, extra: Record<string, unknown> = {}): Promise<RowsResult> {
+  const c = model.config;
+  const { hooks, context_size: ctx } = spec;
+  const target = range.end;
   const dIn = hookWidth(c, hooks[0]);
   const need = forwardBytes(c, opts.batchSize, ctx, { logits: false, readFloatsPerToken: hooks.length * dIn });
   if (tf.getBackend() === 'wasm' && need > WASM_SAFE_BYTES)
@@ -174,21 +260,19 @@ export async function runHarvest(model: LoadedGpt2, spec: HarvestSpec, dir: stri
   const excl = spec.exclude_bos ? 1 : 0;
   const rowsPerWindow = ctx - excl;
   const resumedRows = done.reduce((a, s) => a + s.rows, 0);
-  let written = resumedRows;
+  let written = range.start + resumedRows;
   const shards = [...done];
   const newBuffer = () => new ShardBuffer(Math.min(spec.shard_tokens, target - written), hooks, dIn);
   let buf = newBuffer();
   const flush = () => {
-    const file = shardFileName(shards.length);
+    const file = shardFileName(range.firstShard + shards.length);
     const s = writeShard(join(dir, file), buf.rows(), dIn, spec.dtype);
     shards.push({ file, ...s });
     written += s.rows;
-    writeJsonAtomic(join(dir, PROGRESS_FILE), { harvest: spec, shards } satisfies Progress);
+    writeJsonAtomic(join(dir, PROGRESS_FILE), { harvest: spec, shards, ...extra } satisfies Progress);
     if (written < target) buf = newBuffer();
   };
 
-  // Rows already on disk: whole windows to skip, then rows into the next window.
-  let skipRows = resumedRows;
   const stats = newStats(corpusFiles(spec.corpus));
   const tok = gpt2Tokenizer();
   let windowIndex = 0;
@@ -227,20 +311,22 @@ export async function runHarvest(model: LoadedGpt2, spec: HarvestSpec, dir: stri
         if (buf.n === buf.capacity) flush();
       }
     }
-    opts.onProgress?.(written + (written < target ? buf.n : 0));
+    opts.onProgress?.(written - range.start + (written < target ? buf.n : 0));
     batch = [];
   };
 
-  const skipWindows = Math.floor(resumedRows / rowsPerWindow);
-  skipRows = resumedRows - skipWindows * rowsPerWindow;
+  // Start at the batch holding the first row to write; the rows before it in that batch are computed, not kept.
+  const firstBatch = Math.floor(Math.floor(written / rowsPerWindow) / opts.batchSize) * opts.batchSize;
+  let skipRows = written - firstBatch * rowsPerWindow;
+  const cacheWindows = Math.ceil(spec.tokens / rowsPerWindow);
   const windowsNeeded = Math.ceil(target / rowsPerWindow);
   if (written < target) {
     for (const w of corpusWindows(spec.corpus, tok, windowOpts, stats)) {
       const idx = windowIndex++;
-      if (idx < skipWindows) continue;
+      if (idx < firstBatch) continue;
       if (batch.length === 0) batchStart = idx;
       batch.push(w);
-      if (batch.length === opts.batchSize || idx + 1 === windowsNeeded) await runBatch();
+      if (batch.length === opts.batchSize || idx + 1 === cacheWindows) await runBatch();
       if (written >= target) break;
     }
     if (batch.length) await runBatch();
@@ -250,29 +336,5 @@ export async function runHarvest(model: LoadedGpt2, spec: HarvestSpec, dir: stri
     for (const _ of corpusWindows(spec.corpus, tok, windowOpts, stats)) if (++windowIndex >= windowsNeeded) break;
   }
   checkNotEmpty(stats, windowIndex, ctx, `${opts.where}: harvest.corpus`);
-
-  const manifest: Manifest & { harvest: HarvestSpec; tokens_requested: number; backend: BackendInfo } = {
-    format: CACHE_FORMAT,
-    model: { name: model.name, d_model: c.n_embd, n_layers: c.n_layer, processing: spec.processing },
-    hooks,
-    d_in: dIn,
-    dtype: spec.dtype,
-    context_size: ctx,
-    prepend_bos: spec.prepend_bos,
-    exclude_bos: spec.exclude_bos,
-    tokens: written,
-    shards,
-    corpus: { paths: spec.corpus, documents: stats.documents },
-    created_by: CREATED_BY,
-    backend: currentBackend(),
-    tokens_requested: target,
-    harvest: spec,
-  };
-  writeManifest(dir, manifest);
-  try {
-    rmSync(join(dir, PROGRESS_FILE), { force: true });
-  } catch (err) {
-    throw fsError(err, join(dir, PROGRESS_FILE), 'remove the progress file');
-  }
-  return { manifest, resumedRows, exhausted: written < target };
+  return { shards, rows: written - range.start, resumedRows, documents: stats.documents, exhausted: written < target };
 }

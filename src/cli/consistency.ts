@@ -1,10 +1,12 @@
-import { runConsistency } from '../consistency/run.js';
+import { consistencyRecipeUnits, runConsistency } from '../consistency/run.js';
 import type { Stage } from './stage.js';
 
 export const consistencyStage: Stage = {
   name: 'consistency',
   describe: 'compare runs that differ only in seed (MMCS, optimal feature matching, by density) and in size (feature splitting)',
   tensors: true,
+  parts: true,
+  units: consistencyRecipeUnits,
   run: async (recipe, opts) => {
     await runConsistency(recipe, opts);
   },

@@ -1,9 +1,12 @@
 import { runEval } from '../eval/run.js';
+import { evalUnits } from '../eval/parts.js';
 import type { Stage } from './stage.js';
 
 export const evalStage: Stage = {
   name: 'eval',
   describe: 'splice each SAE into GPT-2 on held-out text: reconstruction, CE/KL, all-at-once, per-token CE-diff, propagation, top-k/drop-lowest, samples',
   tensors: true,
+  parts: true,
+  units: evalUnits,
   run: runEval,
 };

@@ -2,8 +2,12 @@ import yargs from 'yargs';
 import { UserError } from '../io/errors.js';
 import { loadRecipe } from '../recipe/load.js';
 import { EXTRA_COMMANDS, STAGES } from './commands.js';
-import { setupBackend, stageCommand, stageOptions, withStageFlags, type StageArgs, type StageOptions } from './stage.js';
+import { ExitCode } from './exit-code.js';
+import { slurmCommand, statusCommand } from './slurm.js';
+import { runStage, setupBackend, stageCommand, stageOptions, withStageFlags, type StageArgs, type StageOptions } from './stage.js';
+import { checkWorkers } from '../parallel/workers.js';
 import { info } from '../ui/log.js';
+import { StopRequested, STOPPED_EXIT_CODE } from '../parallel/stop-signal.js';
 
 const EPILOG = `Examples:
   sae-train recipes/quickstart.yaml        run every stage the recipe has, in order
@@ -26,17 +30,19 @@ export async function main(argv: string[]): Promise<number> {
         const a = argv as unknown as StageArgs;
         const recipe = loadRecipe(a.recipe);
         const opts: StageOptions = stageOptions(a);
+        if (a.workers !== undefined) checkWorkers(a.workers, '--workers');
         const stages = STAGES.filter((s) => recipe[s.name]);
         if (stages.length === 0) throw new UserError(`${recipe.path}: has no stage sections (${STAGES.map((s) => s.name).join(', ')}).`);
         if (stages.some((s) => s.tensors)) await setupBackend(recipe, opts);
         for (const s of stages) {
           info(`\n== ${s.name} ==`);
-          await s.run(recipe, opts);
+          await runStage(s, recipe, opts, a);
         }
       },
     })
     .command(STAGES.map((s) => s.command ?? stageCommand(s)) as never)
     .command(EXTRA_COMMANDS as never)
+    .command([slurmCommand, statusCommand] as never)
     .epilog(EPILOG)
     .strict()
     .help()
@@ -50,6 +56,11 @@ export async function main(argv: string[]): Promise<number> {
     await cli.parseAsync();
     return 0;
   } catch (err) {
+    if (err instanceof ExitCode) return err.code;
+    if (err instanceof StopRequested) {
+      process.stderr.write(`${err.message} (exit code ${STOPPED_EXIT_CODE})\n`);
+      return STOPPED_EXIT_CODE;
+    }
     if (err instanceof UserError) {
       process.stderr.write(`error: ${err.message}\n`);
       return 1;

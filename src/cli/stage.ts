@@ -5,6 +5,10 @@ import { requireSection, type StageName, type StageOptions } from '../recipe/sec
 import { UserError } from '../io/errors.js';
 import { parsePart } from '../parallel/split.js';
 import { info } from '../ui/log.js';
+import { runSplit } from '../parallel/run-split.js';
+import type { StageUnits } from '../parallel/units.js';
+import { checkWorkers } from '../parallel/workers.js';
+import { currentBackend } from '../backend/picker.js';
 
 export { requireSection, type StageOptions };
 
@@ -18,6 +22,8 @@ export interface Stage {
   run(recipe: Recipe, opts: StageOptions): Promise<void>;
   /** Whether it honours `--part i/n` (StageOptions.part): only then may workers or Slurm split it. */
   parts?: boolean;
+  /** The units `--part` splits (runs, shards, checkpoints, pairs): what `workers` splits and `plan` shows. */
+  units?(recipe: Recipe): Promise<StageUnits>;
   /** Its own yargs command, for a stage that takes more than `<recipe>` (default: stageCommand). */
   command?: CommandModule<object, never>;
 }
@@ -28,7 +34,8 @@ export function withStageFlags<T>(y: Argv<T>) {
     .option('backend', { choices: BACKENDS, describe: 'tensor backend (wasm-pure: wasm without the native BLAS matmuls); overrides the recipe\'s backend:' })
     .option('overwrite', { type: 'boolean', default: false, describe: 'replace output folders that hold a different run' })
     .option('fresh', { type: 'boolean', default: false, describe: 'start over instead of reusing or resuming finished work' })
-    .option('part', { type: 'string', describe: 'do only part i of n (0-based, e.g. 1/4) of the stage\'s independent work; what workers and Slurm array tasks run' });
+    .option('part', { type: 'string', describe: 'do only part i of n (0-based, e.g. 1/4) of the stage\'s independent work; what workers and Slurm array tasks run' })
+    .option('workers', { type: 'number', describe: 'processes for each splittable stage (train, harvest, finetune, eval, consistency); overrides the recipe\'s workers: (default: one per core, fewer if memory is short; 1 = this process only)' });
 }
 
 /** Raw stage flags as yargs parses them. */
@@ -38,6 +45,7 @@ export interface StageArgs {
   overwrite: boolean;
   fresh: boolean;
   part?: string;
+  workers?: number;
 }
 
 /** Frozen StageOptions from the flags; `--part` only for a stage that can be split. */
@@ -53,6 +61,16 @@ export async function setupBackend(recipe: Recipe, opts: StageOptions): Promise<
   return b;
 }
 
+/** Runs a stage: in `workers` processes when it can be split and more than one is chosen, else here. */
+export async function runStage(stage: Stage, recipe: Recipe, opts: StageOptions, a: Pick<StageArgs, 'workers'>): Promise<void> {
+  const workers = a.workers === undefined ? undefined : checkWorkers(a.workers, '--workers');
+  if (!stage.parts) return stage.run(recipe, opts);
+  await runSplit({
+    stage: stage.name, recipe, opts, workers, backend: stage.tensors ? currentBackend() : undefined,
+    units: stage.units ? () => stage.units!(recipe) : undefined, run: (o) => stage.run(recipe, o),
+  });
+}
+
 /** The yargs command `sae-train <stage> <recipe>` for a stage. */
 export function stageCommand(stage: Stage): CommandModule<object, StageArgs> {
   return {
@@ -63,8 +81,9 @@ export function stageCommand(stage: Stage): CommandModule<object, StageArgs> {
       const recipe = loadRecipe(a.recipe);
       requireSection(recipe, stage.name);
       const opts = stageOptions(a, stage);
+      if (a.workers !== undefined) checkWorkers(a.workers, '--workers');
       if (stage.tensors) await setupBackend(recipe, opts);
-      await stage.run(recipe, opts);
+      await runStage(stage, recipe, opts, a);
     },
   };
 }

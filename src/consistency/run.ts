@@ -16,6 +16,8 @@ import { createProgress } from '../ui/progress.js';
 import { info, warn } from '../ui/log.js';
 import { requireSection, type StageOptions } from '../recipe/section.js';
 import { VERSION } from '../version.js';
+import { consistencyUnits, pairsOfPart, partJsonPath, partJsonPaths, removePartJsons } from './consistency-parts.js';
+import type { StageUnits } from '../parallel/units.js';
 
 /** Bumped when the computation changes, so that older results are not reused. */
 const ALGORITHM = 'consistency/1';
@@ -129,15 +131,17 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
   const runs = gatherRuns(recipe, sources.dirs, sources.opts);
   const seeds = seedPairs(runs) as [Input, Input][];
   const sizes = sizePairs(runs) as [Input, Input][];
-  const jsonPath = join(sec.out, CONSISTENCY_JSON);
-  const prev = opts.fresh ? undefined : readPrevious(jsonPath);
-  const prevSeed = new Map((prev?.seed_pairs ?? []).map((p) => [p.inputs_sha256, p]));
-  const prevSize = new Map((prev?.size_pairs ?? []).map((p) => [p.inputs_sha256, p]));
+  // A part writes its pairs to part-<i>.json; the finishing pass reuses them all (consistency-parts.ts).
+  const jsonPath = opts.part ? partJsonPath(sec.out, opts.part) : join(sec.out, CONSISTENCY_JSON);
+  const prevFiles = opts.fresh ? [] : [readPrevious(jsonPath), ...(opts.part ? [] : partJsonPaths(sec.out).map(readPrevious))];
+  const prevSeed = new Map(prevFiles.flatMap((f) => f?.seed_pairs ?? []).map((p) => [p.inputs_sha256, p]));
+  const prevSize = new Map(prevFiles.flatMap((f) => f?.size_pairs ?? []).map((p) => [p.inputs_sha256, p]));
   info(`consistency: ${runs.length} run(s), ${seeds.length} seed pair(s), ${sizes.length} size pair(s) → ${jsonPath}`);
 
   const out: ConsistencyFile = { format: CONSISTENCY_FORMAT, created_by: packageVersion(), thresholds, runs: runs.map(runInfo), seed_pairs: [], size_pairs: [] };
-  const todoSeed = seeds.map(([a, b]) => ({ a, b, hash: pairHash('seed', a, b, thresholds) }));
-  const todoSize = sizes.map(([a, b]) => ({ a, b, hash: pairHash('size', a, b, thresholds) }));
+  const mine = opts.part ? pairsOfPart(seeds, sizes, opts.part, info) : { seeds, sizes };
+  const todoSeed = mine.seeds.map(([a, b]) => ({ a, b, hash: pairHash('seed', a, b, thresholds) }));
+  const todoSize = mine.sizes.map(([a, b]) => ({ a, b, hash: pairHash('size', a, b, thresholds) }));
   // Work in rows of A through blocked passes: decoder + encoder per seed pair, decoder per size pair.
   const work = todoSeed.filter((p) => !prevSeed.has(p.hash)).reduce((s, p) => s + 2 * p.a.cfg.d_sae, 0)
     + todoSize.filter((p) => !prevSize.has(p.hash)).reduce((s, p) => s + p.a.cfg.d_sae, 0);
@@ -199,10 +203,22 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
   }
   bar?.stop();
   save();
+  if (opts.part) {
+    info(`consistency part: wrote ${jsonPath}; the run without --part merges the parts into ${CONSISTENCY_JSON}.`);
+    return out;
+  }
+  removePartJsons(sec.out);
   writeFileAtomic(join(sec.out, CONSISTENCY_MD), consistencyMarkdown(out));
   if (reused) info(`consistency: reused ${reused} finished pair(s) whose inputs are unchanged (--fresh recomputes them).`);
   for (const p of out.seed_pairs)
     info(`  ${p.a} vs ${p.b}: MMCS ${p.decoder.mmcs.toFixed(3)}, matched ≥${thresholds[0]}: ${(100 * p.decoder[`matched_fraction@${thresholds[0]}`]).toFixed(1)}%`);
   info(`consistency: wrote ${jsonPath} and ${join(sec.out, CONSISTENCY_MD)}`);
   return out;
+}
+
+/** The seed and size pairs of the recipe as units for workers and the plan. */
+export async function consistencyRecipeUnits(recipe: Recipe): Promise<StageUnits> {
+  const sources = await resolveCheckpoints(requireSection(recipe, 'consistency').checkpoints, recipe.hook_names);
+  const runs = gatherRuns(recipe, sources.dirs, sources.opts);
+  return consistencyUnits(seedPairs(runs) as [Input, Input][], sizePairs(runs) as [Input, Input][]);
 }

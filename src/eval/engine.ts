@@ -189,7 +189,7 @@ export async function evaluateSaes(model: Gpt2Model, windows: readonly Int32Arra
         acc.ceZeroSum += await sumOf(tf.sum(ce));
         ce.dispose();
       }
-      for (const s of saes) {
+      for (const [k, s] of saes.entries()) {
         const acc = runs.get(s.name)!;
         if (acc.error || s.onlyInSets) continue;
         try {
@@ -198,6 +198,8 @@ export async function evaluateSaes(model: Gpt2Model, windows: readonly Int32Arra
         } catch (err) {
           acc.error = message(err);
         }
+        // progress per checkpoint within the batch: a fraction of the batch's windows
+        if (k + 1 < saes.length) opts.onProgress?.('splice', b0 + ((k + 1) / saes.length) * (b1 - b0), W);
       }
       for (const set of sets) {
         if (set.error) continue;

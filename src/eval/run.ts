@@ -27,6 +27,7 @@ import { requireSection, type StageOptions } from '../recipe/section.js';
 import { resolveCheckpoints } from '../sae/sources.js';
 import { featuresConfig } from '../features/config.js';
 import { evalFeatures } from '../features/eval_features.js';
+import { evalDirsOfPart } from './parts.js';
 
 /**
  * `sae-train eval`: GPT-2 with each SAE spliced in, on held-out text. Writes, under eval.out, per run
@@ -44,9 +45,20 @@ interface Failure {
   error: string;
 }
 
-function lazyBar(label: string, total: number, scale: number): { update: (done: number) => void; stop: () => void } {
-  let bar: Progress | undefined;
-  return { update: (done) => (bar ??= createProgress(label, total * scale, 'tok')).update(done * scale), stop: () => bar?.stop() };
+/** Bars of phases that run one after another, each shown from its first update; its rate counts from the previous phase's last update. */
+function phaseBars<K extends string>(labels: Record<K, string>, total: number, scale: number): Record<K, { update: (done: number) => void; stop: () => void }> {
+  let lastActivity = Date.now();
+  const one = (label: string) => {
+    let bar: Progress | undefined;
+    return {
+      update: (done: number) => {
+        (bar ??= createProgress(label, total * scale, 'tok', 0, lastActivity)).update(Math.round(done * scale));
+        lastActivity = Date.now();
+      },
+      stop: () => bar?.stop(),
+    };
+  };
+  return Object.fromEntries(Object.entries(labels).map(([k, l]) => [k, one(l as string)])) as Record<K, ReturnType<typeof one>>;
 }
 
 export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void> {
@@ -67,7 +79,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
   const dirs = evalCheckpointDirs(sources.dirs, recipe.train?.out, recipe.path, warn);
   checkUniqueNames(dirs);
   const loaded: EvalCheckpoint[] = [];
-  for (const dir of dirs) {
+  for (const dir of opts.part ? evalDirsOfPart(dirs, opts.part, info) : dirs) {
     try {
       loaded.push(loadEvalCheckpoint(dir, c, model, sources.opts(dir)));
     } catch (err) {
@@ -94,7 +106,8 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
   if (reused.size) info(`reusing ${reused.size} finished eval(s) with the same inputs (--fresh redoes them): ${[...reused.keys()].join(', ')}`);
   const evaluated = loaded.filter((ck) => reused.has(ck.name) || todo.includes(ck));
   const byName = new Map(evaluated.map((ck) => [ck.name, ck]));
-  const sets = spliceSets(section.splice_all, evaluated, recipe.path);
+  // A part evaluates its checkpoints alone; the finishing pass splices the all-at-once sets and writes the summaries.
+  const sets = opts.part ? [] : spliceSets(section.splice_all, evaluated, recipe.path);
   const setKey = (names: string[]) => JSON.stringify(names.map((n) => inputs.get(n)));
   let setCache: Record<string, AllAtOnce> = {};
   try {
@@ -114,7 +127,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
       if (!todo.some((ck) => ck.name === n)) saes.push({ name: n, hook: byName.get(n)!.cfg.hook_name, weights: byName.get(n)!.weights, onlyInSets: true });
     info(`eval: ${todo.length} run(s)${setsTodo.length ? ` + ${setsTodo.length} all-at-once set(s)` : ''} on ${W} window(s) × ${T} tokens, batch ${section.batch_size}`);
     const features = evalFeatures(shared.features ?? null, todo, model, windows);
-    const bars = { splice: lazyBar('eval: splice', W, T), 'mean-ablation': lazyBar('eval: mean ablation', W, T) };
+    const bars = phaseBars({ splice: 'eval: splice', 'mean-ablation': 'eval: mean ablation' }, W, T);
     const res = await evaluateSaes(model, windows, saes, {
       batchSize: section.batch_size, topk: section.topk, dropLowest: section.drop_lowest, sets: setsTodo,
       meanAblation: todo.length > 0, propagation: true, onProgress: (phase, done) => bars[phase].update(done), onFeatures: features.onFeatures,
@@ -170,7 +183,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
 
   if (attention) failures.push(...(await runAttention(attention, { model, out: section.out, fresh: opts.fresh, modelFingerprint: shared.model, runs: evaluated.filter((ck) => results.has(ck.name)), inputs, sets, info, warn })));
   const runs = evaluated.map((ck) => results.get(ck.name)).filter((m): m is RunMetrics => !!m);
-  if (runs.length) {
+  if (runs.length && !opts.part) {
     const aao = sets.map((s) => setCache[setKey(s)]).filter((a): a is AllAtOnce => !!a);
     writeJsonAtomic(join(section.out, SETS_CACHE_FILE), Object.fromEntries(sets.filter((s) => setCache[setKey(s)]).map((s) => [setKey(s), setCache[setKey(s)]])));
     writeOverall(section.out, { model: modelSpec, corpus: [...section.corpus], tokens: W * T, backend: currentBackend().detail, runs }, aao, decode, section.max_new_tokens);

@@ -11,6 +11,7 @@ import { adamUpdate } from '../train/adam.js';
 import { ADAM_EPS } from '../train/config.js';
 import { lrScale, totalSteps } from '../train/schedule.js';
 import { writeFittingView } from './fit_view.js';
+import { pollingStops, stopRequested, stopSignal, StopRequested } from '../parallel/stop-signal.js';
 import type { MethodContext } from './method-types.js';
 
 /**
@@ -111,8 +112,11 @@ export async function adamOverStream(ctx: MethodContext, spec: AdamLoopSpec<tf.T
   });
 }
 
-/** The optimisation loop: Adam steps until finetune.tokens, checkpoints, resume, progress. */
-export async function adamLoop<T>(ctx: MethodContext, spec: AdamLoopSpec<T>, source: SourceSpec<T>): Promise<AdamLoopResult> {
+/** The optimisation loop: Adam steps until finetune.tokens, checkpoints, resume, progress; stops cleanly on a stop signal. */
+export const adamLoop = <T>(ctx: MethodContext, spec: AdamLoopSpec<T>, source: SourceSpec<T>): Promise<AdamLoopResult> =>
+  pollingStops(() => adamSteps(ctx, spec, source));
+
+async function adamSteps<T>(ctx: MethodContext, spec: AdamLoopSpec<T>, source: SourceSpec<T>): Promise<AdamLoopResult> {
   const { section, parent } = ctx;
   const B = source.tokensPerStep;
   const dir = join(ctx.outDir, 'trainer_state');
@@ -151,11 +155,17 @@ export async function adamLoop<T>(ctx: MethodContext, spec: AdamLoopSpec<T>, sou
         bar.update(step * B, spec.show?.(loss) ?? { loss });
       }
       lossT.dispose();
-      if (step < steps && Math.floor((step * B) / section.checkpoint_every_tokens) > Math.floor(seenBefore / section.checkpoint_every_tokens)) {
+      const save = async () => {
         const [ph, mh, vh] = (await Promise.all([P.data(), m.data(), v.data()])) as Float32Array[];
         saveState(dir, { name: spec.name, step, tokens_seen: step * B, stream: stream.state(), loss_curve: curve }, { param: ph, m: mh, v: vh }, spec.shape);
-      }
+      };
+      if (step < steps && Math.floor((step * B) / section.checkpoint_every_tokens) > Math.floor(seenBefore / section.checkpoint_every_tokens)) await save();
       ctx.afterStep?.(step);
+      if (step < steps && (await stopRequested())) {
+        // Preempted (SIGUSR1/SIGTERM): save where we are; a rerun resumes from here.
+        await save();
+        throw new StopRequested(stopSignal()!, `${spec.name} finetune of ${parent.dir} saved step ${step} of ${steps} in ${dir}; run it again to resume`);
+      }
     }
     return { param: (await P.data()) as Float32Array, steps, epochs: stream.epochs, lossCurve: curve, hyper };
   } finally {

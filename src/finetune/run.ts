@@ -16,6 +16,8 @@ import { loadGpt2, type LoadedGpt2 } from '../model/load.js';
 import { disposeParams } from '../model/weights.js';
 import { requireSection, type StageOptions } from '../recipe/section.js';
 import { info, warn } from '../ui/log.js';
+import { finetuneUnits, parentsOfPart } from './parts.js';
+import type { StageUnits } from '../parallel/units.js';
 
 /**
  * The trained runs to finetune: finetune.checkpoints (`named`: those entries as local folders, hf:// ones
@@ -56,7 +58,8 @@ export async function runFinetune(recipe: Recipe, opts: StageOptions, hooks: { a
   const manifest = readManifest(section.cache);
   const split = splitCache(manifest.tokens, section.heldout_tokens, section.cache);
   const sources = await resolveCheckpoints(section.checkpoints, recipe.hook_names);
-  const parents = parentDirs(recipe, sources.dirs);
+  const all = parentDirs(recipe, sources.dirs);
+  const parents = opts.part ? parentsOfPart(all, opts.part, info) : all;
   info(`finetune: ${parents.length} run(s) × ${methods.join(', ')}; cache ${section.cache}: fit on rows 0–${split.fitRows}, held-out rows ${split.heldoutStart}–${split.total}`);
   const cacheSha = sha256Of(join(section.cache, 'manifest.json'));
   // decoder_kl's GPT-2: loaded once, on first use, freed at the end.
@@ -107,4 +110,10 @@ async function heldoutRecon(parent: ParentRun, cache: CacheReader, batch: number
   } finally {
     disposeTensors(p);
   }
+}
+
+/** The parent runs of the recipe as units for workers and the plan. */
+export async function finetuneRecipeUnits(recipe: Recipe): Promise<StageUnits> {
+  const section = requireSection(recipe, 'finetune');
+  return finetuneUnits(parentDirs(recipe, (await resolveCheckpoints(section.checkpoints, recipe.hook_names)).dirs), section.batch_size);
 }

@@ -18,6 +18,8 @@ import { SaeRun, type StepReport } from './sae-run.js';
 import { totalSteps } from './schedule.js';
 import { defaultSparseMaxL0 } from './step.js';
 import { startRun, type HookInit } from './start.js';
+import { formatPart, unitsOfPart, type Part } from '../parallel/split.js';
+import { pollingStops, stopRequested, stopSignal, StopRequested } from '../parallel/stop-signal.js';
 
 export interface TrainOptions {
   fresh: boolean;
@@ -28,6 +30,8 @@ export interface TrainOptions {
   beforeFinish?: (run: SaeRun) => Promise<void>;
   /** Mean L0 up to which a step takes the sparse path (default: defaultSparseMaxL0); tests force it. */
   sparseMaxL0?: (dSae: number) => number;
+  /** Train only this part of the runs (trainParts); the others are left alone. */
+  part?: Part;
 }
 
 export interface TrainSummary {
@@ -49,7 +53,9 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
   const backend = currentBackend();
   const summary: TrainSummary = { trained: [], reused: [] };
   const todo: Todo[] = [];
-  for (const run of runs) {
+  const mine = opts.part ? runsOfPart(runs, t, opts.part) : runs;
+  if (opts.part) info(`train part ${formatPart(opts.part)}: ${mine.length} of ${runs.length} run(s)${mine.length ? `: ${mine.map((r) => r.name).join(', ')}` : ''}`);
+  for (const run of mine) {
     const wanted = runCfg({ run, train: t, manifest, manifestSha, backend, activationScale: NaN });
     const plan = planRunDir(join(t.out, run.name), wanted, opts, t.cache);
     if (plan.kind === 'finished') {
@@ -81,7 +87,7 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
       return startRun(x.run, x.plan.dir, t, manifest, manifestSha, backend, stream, inits);
     });
     try {
-      await trainGroup(saeRuns, stream, step, t, opts);
+      await pollingStops(() => trainGroup(saeRuns, stream, step, t, opts));
       for (const r of saeRuns) {
         await opts.beforeFinish?.(r);
         await r.finish(backend);
@@ -93,6 +99,14 @@ export async function trainAll(t: TrainConfig, opts: TrainOptions): Promise<Trai
     }
   }
   return summary;
+}
+
+/**
+ * The runs of one part: split by estimated cost (d_sae × tokens; every run reads the same batches, so a run
+ * trains the same in any part and alone: nothing couples runs numerically, see feed).
+ */
+export function runsOfPart<R extends { d_sae: number }>(runs: R[], t: Pick<TrainConfig, 'tokens'>, part: Part): R[] {
+  return unitsOfPart(runs.map((r) => r.d_sae * t.tokens), part).map((i) => runs[i]);
 }
 
 /** The step loop: one batch from the stream to every run, metrics, checkpoints, progress. */
@@ -124,13 +138,22 @@ async function trainGroup(runs: SaeRun[], stream: ShuffleStream, startStep: numb
         for (const r of runs) await r.checkpoint(step * B, st);
       }
       opts.afterStep?.(step);
+      if (!last && (await stopRequested())) {
+        // Preempted (SIGUSR1/SIGTERM): save where we are; a rerun resumes from here, bit-identical.
+        const st = stream.state();
+        for (const r of runs) await r.checkpoint(step * B, st);
+        throw new StopRequested(stopSignal()!, `train saved ${runs.length} run(s) at step ${step} of ${steps} in their trainer_state/; run it again to resume`);
+      }
     }
   } finally {
     progress.stop();
   }
 }
 
-/** One step of every run on the batch; runs of the same hook and scale share one input tensor. */
+/**
+ * One step of every run on the batch; runs of the same hook and scale share one input tensor (read only:
+ * each run's step is a function of that batch and its own state, so which runs train together changes nothing).
+ */
 async function feed(runs: SaeRun[], batch: Record<string, Float32Array>, seenBefore: number, t: TrainConfig, sparseMaxL0: number[]): Promise<StepReport[]> {
   const inputs = new Map<string, tf.Tensor2D>();
   const reports: StepReport[] = [];
