@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { WASM_SAFE_BYTES, formatBytes } from '../backend/memory.js';
-import { currentBackend, type BackendInfo } from '../backend/picker.js';
+import { currentBackend, recordedBackend } from '../backend/picker.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
 import { checkNotEmpty, corpusFiles, corpusWindows, newStats } from '../model/corpus.js';
@@ -224,10 +224,10 @@ export function cacheManifest(info: { model: Manifest['model']; d_in: number }, 
     shards,
     corpus: { paths: spec.corpus, documents },
     created_by: CREATED_BY,
-    backend: currentBackend(),
+    backend: recordedBackend(currentBackend()),
     tokens_requested: spec.tokens,
     harvest: spec,
-  } satisfies Manifest & { harvest: HarvestSpec; tokens_requested: number; backend: BackendInfo };
+  } satisfies Manifest & { harvest: HarvestSpec; tokens_requested: number; backend: ReturnType<typeof recordedBackend> };
 }
 
 /**

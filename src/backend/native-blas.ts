@@ -28,7 +28,7 @@ export function setNativeMinMacs(macs: number): number {
 }
 
 let stock: tf.KernelConfig | undefined;
-let active: { addon: BlasAddon; detail: string } | undefined;
+let active: { addon: BlasAddon; detail: string; threads: number } | undefined;
 
 /** Whether BatchMatMul on wasm currently runs through the native BLAS. */
 export function nativeMatMulActive(): boolean {
@@ -87,24 +87,25 @@ function nativeBatchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
 
 /**
  * Registers the native BatchMatMul for the wasm backend (call after tf.setBackend('wasm')) and sets the BLAS
- * threads. Returns the detail for the backend line (e.g. "OpenBLAS 0.3.21 (2 threads)"), or the reason
- * the native path is off (one line saying how to get it).
+ * threads. Returns the BLAS (e.g. "OpenBLAS 0.3.21") and its thread count, or the reason the native path is off
+ * (one line saying how to get it). The thread count is kept apart: it is printed but not recorded with results,
+ * which do not depend on it (each output element is computed by one thread; workers and Slurm tests check it).
  */
-export function enableNativeMatMul(): { detail?: string; reason?: string } {
-  if (active) return { detail: active.detail };
+export function enableNativeMatMul(): { detail?: string; threads?: number; reason?: string } {
+  if (active) return { detail: active.detail, threads: active.threads };
   const { addon, reason } = loadBlasAddon();
   if (!addon) return { reason };
   const threads = blasThreadsWanted();
   addon.setNumThreads(threads);
   const i = addon.info();
   const got = addon.getNumThreads() || threads;
-  const detail = `${i.name}${i.version ? ` ${i.version}` : ''} (${got} thread${got === 1 ? '' : 's'})`;
+  const detail = `${i.name}${i.version ? ` ${i.version}` : ''}`;
   stock ??= tf.getKernel('BatchMatMul', 'wasm');
   if (!stock) return { reason: 'the wasm backend has no BatchMatMul kernel to fall back on (tfjs-backend-wasm not loaded)' };
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel({ kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: nativeBatchMatMul as tf.KernelFunc });
-  active = { addon, detail };
-  return { detail };
+  active = { addon, detail, threads: got };
+  return { detail, threads: got };
 }
 
 /** Puts the stock wasm BatchMatMul back (backend `wasm-pure`, and tests comparing the two). */

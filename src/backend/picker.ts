@@ -16,7 +16,15 @@ export interface BackendInfo {
   adapter?: AdapterRecord;
   /** The choice that picked it (wasm and wasm-pure share the tfjs backend "wasm"). */
   choice?: BackendChoice;
+  /** Native BLAS threads: printed, not recorded (results do not depend on it). */
+  threads?: number;
 }
+
+/** The backend line printed at start, e.g. "wasm + OpenBLAS 0.3.21 (2 threads)". */
+export const backendLine = (b: BackendInfo): string => `${b.detail}${b.threads ? ` (${b.threads} thread${b.threads === 1 ? '' : 's'})` : ''}`;
+
+/** What outputs record of the backend (cfg.json, the cache manifest): what the numbers depend on. */
+export const recordedBackend = (b: BackendInfo): Pick<BackendInfo, 'name' | 'detail' | 'adapter'> => ({ name: b.name, detail: b.detail, ...(b.adapter ? { adapter: b.adapter } : {}) });
 
 let current: BackendInfo | undefined;
 
@@ -73,7 +81,7 @@ async function tryWasm(native: boolean): Promise<BackendInfo | undefined> {
   }
   const blas = enableNativeMatMul();
   if (blas.reason) warn(`${blas.reason}.`);
-  return { name: 'wasm', detail: blas.detail ? `wasm + ${blas.detail}` : base, choice: 'wasm' };
+  return { name: 'wasm', detail: blas.detail ? `wasm + ${blas.detail}` : base, choice: 'wasm', threads: blas.threads };
 }
 
 async function useCpu(): Promise<BackendInfo> {

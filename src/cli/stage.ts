@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { BACKENDS, initBackend, type BackendChoice, type BackendInfo } from '../backend/picker.js';
+import { BACKENDS, backendLine, initBackend, type BackendChoice, type BackendInfo } from '../backend/picker.js';
 import { loadRecipe, type Recipe } from '../recipe/load.js';
 import { requireSection, type StageName, type StageOptions } from '../recipe/section.js';
 import { UserError } from '../io/errors.js';
@@ -57,7 +57,7 @@ export function stageOptions(a: StageArgs, stage?: Stage): StageOptions {
 
 export async function setupBackend(recipe: Recipe, opts: StageOptions): Promise<BackendInfo> {
   const b = await initBackend(opts.backend ?? recipe.backend);
-  info(`backend: ${b.detail}`);
+  info(`backend: ${backendLine(b)}`);
   return b;
 }
 
