@@ -6,8 +6,12 @@
  */
 import { makeRng } from '../io/rng.js';
 import { readCacheShard } from './cache.js';
-import { readManifest, writeManifest, type Manifest } from './manifest.js';
+import { existsSync } from 'node:fs';
+import { manifestPath, readManifest, writeManifest, type Manifest } from './manifest.js';
 import { activationSpectrum, type SpectrumSummary } from './spectrum.js';
+
+/** A hook's spectrum with the cache it was measured on. */
+export type HookSpectrum = SpectrumSummary & { cache: string };
 
 /** manifest.json's "spectrum" field. */
 export interface ManifestSpectrum {
@@ -75,4 +79,17 @@ export function cacheSpectrum(dir: string): ManifestSpectrum {
   const rec = (m as { spectrum?: ManifestSpectrum }).spectrum;
   if (rec && m.hooks.every((h) => rec.hooks?.[h])) return rec;
   return computeCacheSpectrum(dir, m);
+}
+
+/** The spectrum of each hook the runs were trained on (from their caches' manifests, or computed now). */
+export function hookSpectra(cfgs: readonly { cache?: string; hook_name: string }[]): Record<string, HookSpectrum> {
+  const out: Record<string, HookSpectrum> = {};
+  const seen = new Map<string, ReturnType<typeof cacheSpectrum> | null>();
+  for (const cfg of cfgs) {
+    if (!cfg.cache || out[cfg.hook_name]) continue;
+    if (!seen.has(cfg.cache)) seen.set(cfg.cache, existsSync(manifestPath(cfg.cache)) ? cacheSpectrum(cfg.cache) : null);
+    const s = seen.get(cfg.cache)?.hooks[cfg.hook_name];
+    if (s) out[cfg.hook_name] = { ...s, cache: cfg.cache };
+  }
+  return out;
 }

@@ -47,5 +47,5 @@ export async function harvestFromRecipe(recipe: Recipe, opts: Pick<StageOptions,
   if (r.exhausted)
     warn(`harvest: the corpus ran out after ${r.manifest.tokens.toLocaleString('en-US')} tokens (${cfg.tokens.toLocaleString('en-US')} asked for); the cache holds what there was. Add text to harvest.corpus or lower harvest.tokens.`);
   info(`harvest: ${r.manifest.tokens.toLocaleString('en-US')} tokens × ${cfg.hooks.length} hook(s) (d_in ${r.manifest.d_in}) from ${r.manifest.corpus.documents} documents written to ${dir} in ${r.manifest.shards.length} shard(s).`);
-  logSpectrum('harvest', recordCacheSpectrum(dir));
+  logSpectrum('harvest', recordCacheSpectrum(dir).hooks);
 }

@@ -5,9 +5,9 @@
  * real partner. Also the per-hook activation spectrum that consistency.json shows beside the scores.
  */
 import { existsSync } from 'node:fs';
-import { cacheSpectrum, sampleCacheRows } from '../activations/cache-spectrum.js';
+import { sampleCacheRows } from '../activations/cache-spectrum.js';
 import { manifestPath, readManifest } from '../activations/manifest.js';
-import { covarianceDD, type SpectrumSummary } from '../activations/spectrum.js';
+import { covarianceDD } from '../activations/spectrum.js';
 import type { SaeCfg } from '../sae/checkpoint.js';
 import type { SaeWeights } from '../sae/weights.js';
 import { chanceRow, initDirections, nullDictionary, type ChanceRow } from './chance.js';
@@ -97,15 +97,3 @@ export function ownInitMmcs(w: SaeWeights, seed: number): number {
   return scoresOf(normalizeRows(w.W_dec, w.dSae, w.dIn), initDirections(w.dIn, w.dSae, seed), w.dSae, w.dSae, w.dIn, [], false).mmcs;
 }
 
-/** The spectrum of each hook the runs were trained on (from their caches' manifests, or computed now). */
-export function hookSpectra(cfgs: readonly SaeCfg[]): Record<string, SpectrumSummary & { cache: string }> {
-  const out: Record<string, SpectrumSummary & { cache: string }> = {};
-  const seen = new Map<string, ReturnType<typeof cacheSpectrum> | null>();
-  for (const cfg of cfgs) {
-    if (!cfg.cache || out[cfg.hook_name]) continue;
-    if (!seen.has(cfg.cache)) seen.set(cfg.cache, existsSync(manifestPath(cfg.cache)) ? cacheSpectrum(cfg.cache) : null);
-    const s = seen.get(cfg.cache)?.hooks[cfg.hook_name];
-    if (s) out[cfg.hook_name] = { ...s, cache: cfg.cache };
-  }
-  return out;
-}

@@ -9,7 +9,8 @@ import { DEFAULT_MATCH } from './consistency.js';
 import { consistencyMarkdown } from './consistency-md.js';
 import { CONSISTENCY_FORMAT, type ConsistencyFile, type ConsistencyRun, type SeedPair, type SizePair } from './consistency-types.js';
 import { seedPairConsistency, sizePairSplitting } from './pair-consistency.js';
-import { CovarianceSource, hookSpectra, ownInitMmcs, pairChance, sizePairRaw, rawScores } from './chance-run.js';
+import { hookSpectra } from '../activations/cache-spectrum.js';
+import { CovarianceSource, ownInitMmcs, pairChance, sizePairRaw, rawScores } from './chance-run.js';
 import { logSpectrum } from '../activations/spectrum-log.js';
 import { seedPairs, sizePairs, type PairableRun } from './pairing.js';
 import type { Recipe } from '../recipe/load.js';
@@ -145,7 +146,7 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
 
   const out: ConsistencyFile = { format: CONSISTENCY_FORMAT, created_by: packageVersion(), thresholds, runs: runs.map(runInfo), seed_pairs: [], size_pairs: [] };
   out.spectrum = hookSpectra(runs.map((r) => r.cfg));
-  logSpectrum('consistency', { method: 'covariance of a seeded row sample', sample_rows: 0, seed: 0, hooks: out.spectrum }, [...new Set(runs.map((r) => r.cfg.hook_name))]);
+  logSpectrum('consistency', out.spectrum, [...new Set(runs.map((r) => r.cfg.hook_name))]);
   out.runs.forEach((ri, i) => { ri.own_init_mmcs = ownInitMmcs(loadCheckpoint(runs[i].dir).weights, runs[i].cfg.seed); });
   const covs = new CovarianceSource();
   const todoSeed = seeds.map(([a, b]) => ({ a, b, hash: pairHash('seed', a, b, thresholds) }));

@@ -9,6 +9,8 @@ import { CONSISTENCY_FORMAT, type ConsistencyFile } from '../consistency/consist
 import { CONSISTENCY_JSON } from '../consistency/run.js';
 import { checkpointName } from '../consistency/run.js';
 import type { Recipe } from '../recipe/load.js';
+import type { HookSpectrum } from '../activations/cache-spectrum.js';
+import { reportSpectrum } from './spectrum-input.js';
 
 /**
  * Everything the report shows, read from what the other stages wrote. Every part is optional: a missing
@@ -27,6 +29,8 @@ export interface ReportInputs {
   /** per-sequence mean activations and ce_diff, one run per hook (as perToken) */
   sequences: { run: string; hook: string; n: number; dIn: number; meanAct: Float32Array; ceDiff: Float32Array }[];
   consistency?: ConsistencyFile;
+  /** activation spectrum per hook (consistency.json's, else the train cache's) */
+  spectrum: Record<string, HookSpectrum>;
   /** training metrics.jsonl rows per run */
   training: { run: string; rows: Record<string, number>[] }[];
   /** why a part is missing, by part: eval, correlation, all_at_once, samples, per_token, sequences, consistency, training */
@@ -114,7 +118,7 @@ export function representativeRuns(runs: RunMetrics[]): RunMetrics[] {
 export function loadReportInputs(recipe: Recipe): ReportInputs {
   const absent: Record<string, string> = {};
   const sources: string[] = [];
-  const inp: ReportInputs = { title: recipe.name, runs: [], perToken: [], sequences: [], training: [], absent, sources };
+  const inp: ReportInputs = { title: recipe.name, runs: [], perToken: [], sequences: [], training: [], absent, sources, spectrum: {} };
 
   const evalOut = recipe.eval?.out;
   if (!evalOut) absent.eval = 'the recipe has no eval: section.';
@@ -154,6 +158,8 @@ export function loadReportInputs(recipe: Recipe): ReportInputs {
       else { inp.consistency = c; sources.push(p); }
     }
   }
+
+  inp.spectrum = reportSpectrum(recipe, inp.consistency);
 
   const trainOut = recipe.train?.out;
   if (!trainOut) absent.training = 'the recipe has no train: section.';
