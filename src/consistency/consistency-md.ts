@@ -73,19 +73,26 @@ function spectrumSection(c: ConsistencyFile): string[] {
   return out;
 }
 
-/** Raw scores beside the null-dictionary and initialisation baselines, for seed and size pairs. */
-function chanceSection(c: ConsistencyFile): string[] {
+/** The chance table's header and rows: every score of every seed and size pair beside its baselines. */
+export const CHANCE_HEADER = ['pairs', 'runs', 'score', 'raw', 'null', 'init', 'above chance'];
+export function chanceRows(c: ConsistencyFile): (string | number)[][] {
   const rows: (string | number)[][] = [];
-  const add = (kind: string, hook: string, label: string, ch: PairChance | undefined) => {
-    if (!ch) return;
-    for (const [k, r] of Object.entries(ch.scores)) {
-      const fmt = k === 'mmcs' ? f3 : pct;
-      const sign = (v: number) => (k === 'mmcs' ? `${v >= 0 ? '+' : ''}${v.toFixed(3)}` : `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)} pt`);
-      rows.push([kind, hook, label, k === 'mmcs' ? 'MMCS' : k.replace('matched_fraction@', 'matched ≥'), fmt(r.raw), fmt(r.null), fmt(r.init), sign(r.above_chance)]);
+  const add = (kind: string, label: string, ch: PairChance | undefined) => {
+    for (const [k, r] of Object.entries(ch?.scores ?? {})) {
+      const isM = k === 'mmcs';
+      const fmt = isM ? f3 : pct;
+      const margin = isM ? `${r.above_chance >= 0 ? '+' : ''}${r.above_chance.toFixed(3)}` : `${r.above_chance >= 0 ? '+' : ''}${(100 * r.above_chance).toFixed(1)} pt`;
+      rows.push([kind, label, isM ? 'MMCS' : k.replace('matched_fraction@', 'matched ≥'), fmt(r.raw), fmt(r.null), fmt(r.init), margin]);
     }
   };
-  for (const p of c.seed_pairs) add('seeds', p.hook, `d${p.d_sae}: s${p.seeds[0]} vs s${p.seeds[1]}`, p.chance);
-  for (const p of c.size_pairs) add('sizes', p.hook, `s${p.seed}: d${p.d_small} → d${p.d_large}`, p.chance);
+  for (const p of c.seed_pairs) add('seeds', `${p.hook} d${p.d_sae}: s${p.seeds[0]} vs s${p.seeds[1]}`, p.chance);
+  for (const p of c.size_pairs) add('sizes', `${p.hook} s${p.seed}: d${p.d_small} → d${p.d_large}`, p.chance);
+  return rows;
+}
+
+/** Raw scores beside the null-dictionary and initialisation baselines, for seed and size pairs. */
+function chanceSection(c: ConsistencyFile): string[] {
+  const rows = chanceRows(c);
   if (!rows.length) return [];
   const missing = [...c.seed_pairs, ...c.size_pairs].map((p) => p.chance?.null_missing).filter((m): m is string => !!m);
   const own = c.runs.filter((r) => r.own_init_mmcs !== undefined);
@@ -93,7 +100,7 @@ function chanceSection(c: ConsistencyFile): string[] {
     'Each score of a against b (decoder rows) beside the same score of a against **null**: as many unit vectors as b has, drawn from a Gaussian with the activations\' covariance (seeded), ' +
     'and against **init**: b\'s initial decoder directions (what the pair would score had b never trained; for a size pair with one seed they contain a\'s own). ' +
     '**Above chance** = raw − the larger baseline.', '',
-    mdTable(['pair', 'hook', 'runs', 'score', 'raw', 'null', 'init', 'above chance'], rows), '',
+    mdTable(CHANCE_HEADER, rows), '',
     ...(missing.length ? [`Null baseline missing for some pairs: ${[...new Set(missing)].join('; ')}.`, ''] : []),
     ...(own.length ? ['Each run against its own initialisation (MMCS of its decoder with the directions it started from; 1 = it has not moved):', '',
       mdTable(['run', 'MMCS to own init'], own.map((r) => [r.name, f3(r.own_init_mmcs)])), ''] : []),

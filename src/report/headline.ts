@@ -4,7 +4,7 @@
  * shows. Built from ReportInputs only.
  */
 import { DEGENERATE_TOP5 } from '../activations/spectrum.js';
-import { f3, pct } from '../consistency/consistency-md.js';
+import { chanceRows, CHANCE_HEADER, f3, pct } from '../consistency/consistency-md.js';
 import type { ConsistencyFile, PairChance } from '../consistency/consistency-types.js';
 import type { RunMetrics } from '../eval/types.js';
 import type { ReportInputs } from './inputs.js';
@@ -82,19 +82,10 @@ export function spectrumBlocks(inp: ReportInputs): Block[] {
 
 /** Raw, null, init and above-chance columns for every seed and size pair. */
 export function chanceBlocks(c: ConsistencyFile): Block[] {
-  const rows: (string | number)[][] = [];
-  const add = (kind: string, label: string, ch: PairChance | undefined) => {
-    for (const [k, r] of Object.entries(ch?.scores ?? {})) {
-      const isM = k === 'mmcs';
-      const fmt = isM ? f3 : pct;
-      rows.push([kind, label, isM ? 'MMCS' : k.replace('matched_fraction@', 'matched ≥'), fmt(r.raw), fmt(r.null), fmt(r.init), isM ? signed(r.above_chance) : `${r.above_chance >= 0 ? '+' : ''}${(100 * r.above_chance).toFixed(1)} pt`]);
-    }
-  };
-  for (const p of c.seed_pairs) add('seeds', `${p.hook} d${p.d_sae}: s${p.seeds[0]} vs s${p.seeds[1]}`, p.chance);
-  for (const p of c.size_pairs) add('sizes', `${p.hook} s${p.seed}: d${p.d_small} → d${p.d_large}`, p.chance);
+  const rows = chanceRows(c);
   if (!rows.length) return [];
   return [{
     kind: 'table', caption: 'agreement against chance: a\'s score against b (raw), against a null dictionary of b\'s size drawn with the activations\' covariance (null), and against b\'s initial directions (init); above chance = raw − the larger baseline',
-    header: ['pairs', 'runs', 'score', 'raw', 'null', 'init', 'above chance'], rows,
+    header: CHANCE_HEADER, rows,
   }];
 }
