@@ -118,7 +118,7 @@ const runInfo = (r: Input): ConsistencyRun => ({
   l1_coefficient: r.cfg.l1_coefficient, lr: r.cfg.lr, finetune_method: r.cfg.finetune_method ?? null,
 });
 
-/** ", chance (null dictionary) 0.812, above chance +0.150" for the console. */
+/** "; MMCS against a null dictionary 0.812, against b's init 0.301, above chance +0.150" for the console. */
 function chanceNote(c: SeedPair['chance']): string {
   const r = c?.scores.mmcs;
   if (!r) return '';
