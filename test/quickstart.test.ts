@@ -82,7 +82,7 @@ describe('quickstart, scaled down', () => {
     expect(md).toMatch(/Do seeds agree above chance\?/);
     expect(md).toContain(`${recipe.train.hook}: ${(100 * sp.top5).toFixed(1)}%`);
     expect(md.includes('warning: degenerate')).toBe(sp.top5 > 0.9);
-    expect(first.stdout.includes('top five principal components hold')).toBe(sp.top5 > 0.9);
+    expect((first.stdout + first.stderr).includes('top five principal components hold')).toBe(sp.top5 > 0.9);
     // Chance columns beside the agreement scores.
     expect(md).toMatch(/\| pairs \| runs \| score \| raw \| null \| init \| above chance \|/);
     const cons = JSON.parse(readFileSync(join(dir, 'eval', 'consistency', 'consistency.json'), 'utf8'));
@@ -114,7 +114,8 @@ describe('quickstart, scaled down', () => {
     const r = await run(process.execPath, [builtCli(), f], { maxBuffer: 64 << 20, env: { ...process.env, SAE_TRAIN_QUIET: '0' } });
     expect(r.stdout + r.stderr).toMatch(/synthetic: the top five principal components hold (9\d|100)\.\d% of the activations' variance/);
     const md = readFileSync(join(dir, 'low.md'), 'utf8');
-    expect(md).toMatch(/synthetic: \d+\.\d% — \*\*warning: degenerate\*\*/);
+    expect(md).toMatch(/synthetic: \d+\.\d%, effective rank [\d.]+ — \*\*warning: degenerate\*\*/);
+    expect(md).toMatch(/\*\*no\*\* \(within 0\.05 of chance\)/);
     expect(md).toContain('Warning: synthetic is degenerate');
     expect(md).toMatch(/\| seeds \| synthetic d24: s0 vs s1 \| MMCS \| /);
     const cons = JSON.parse(readFileSync(join(dir, 'low-cons', 'consistency.json'), 'utf8'));

@@ -43,7 +43,7 @@ export function atAGlance(inp: ReportInputs): Section {
       lines.push(`- ${h}: L0 spans ${Math.min(...l0s).toFixed(1)}–${Math.max(...l0s).toFixed(1)} over ${rs.length} runs; frontier ` +
         fr.map((r) => `L0 ${r.l0.toFixed(1)} → ${r.ce_diff.toFixed(3)} (d${r.d_sae}, l1 ${r.l1_coefficient})`).join('; '));
     }
-  } else lines.push(`No eval results: ${inp.absent.eval ?? 'none found'}.`);
+  } else lines.push(`No eval results: ${inp.absent.eval ?? 'none found.'}`);
   const c = inp.consistency;
   if (c?.seed_pairs.length) {
     const mid = c.thresholds[Math.floor(c.thresholds.length / 2)];
