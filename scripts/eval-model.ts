@@ -10,6 +10,7 @@
  * Writes <model>/eval.json and <model>/README.md (scripts/model-card.ts).
  *   npm run eval:model [-- --model models/gpt2-sotu --work .model-work] [--limit N: first N held-out windows only]
  *   npm run eval:model -- --card-only      re-render README.md from eval.json, measuring nothing
+ *   npm run eval:model -- --spectrum-only  measure the residual-stream spectrum only, into eval.json and README.md
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,13 +25,13 @@ import { gpt2Tokenizer, GPT2_VOCAB_SIZE } from '../src/model/tokenizer.js';
 import { hasLmState, loadLmTensors, readLmStateJson } from '../src/model/train-lm-state.js';
 import { disposeParams, toParams, type Gpt2Model } from '../src/model/weights.js';
 import { renderModelCard, type EvalRecord, type TrainingRecord } from './model-card.js';
-import { rows, testSliceWindows, unigramCe, windowsCe, TEST_SLICE_FILE } from './model-eval-lib.js';
+import { residualSpectra, rows, testSliceWindows, unigramCe, windowsCe, TEST_SLICE_FILE } from './model-eval-lib.js';
 import { splitWindows } from './sotu-windows.js';
 
 const PROMPT = 'The state of the Union is';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ args: process.argv.slice(2).filter((a) => a !== '--'), options: { model: { type: 'string' }, work: { type: 'string' }, limit: { type: 'string' }, 'card-only': { type: 'boolean' } } });
+  const { values } = parseArgs({ args: process.argv.slice(2).filter((a) => a !== '--'), options: { model: { type: 'string' }, work: { type: 'string' }, limit: { type: 'string' }, 'card-only': { type: 'boolean' }, 'spectrum-only': { type: 'boolean' } } });
   const dir = values.model ?? 'models/gpt2-sotu';
   const work = values.work ?? '.model-work';
   const trainingFile = join(dir, 'training.json');
@@ -47,6 +48,21 @@ async function main(): Promise<void> {
   }
   const backend = await initBackend('wasm');
   const t0 = performance.now();
+  const spectrumOf = async (m: Gpt2Model) => {
+    const w = testSliceWindows(m.config.n_positions);
+    return { windows: w.length, rows: w.length * m.config.n_positions, hooks: await residualSpectra(m, w) };
+  };
+  if (values['spectrum-only']) {
+    const evalFile = join(dir, 'eval.json');
+    if (!existsSync(evalFile)) throw new UserError(`${evalFile}: not found; run npm run eval:model without --spectrum-only first.`);
+    const m = await loadGpt2(dir);
+    const record: EvalRecord = { ...JSON.parse(readFileSync(evalFile, 'utf8')), spectrum: await spectrumOf(m) };
+    disposeParams(m.params);
+    writeJsonAtomic(evalFile, record);
+    writeFileAtomic(join(dir, 'README.md'), renderModelCard(training, record, curve()));
+    console.log(`Wrote the residual-stream spectrum into ${evalFile} and ${join(dir, 'README.md')}.`);
+    return;
+  }
 
   const model = await loadGpt2(dir); // float16 on disk → float32 tensors
   const C = model.config.n_positions;
@@ -91,6 +107,7 @@ async function main(): Promise<void> {
     test_slice: { file: TEST_SLICE_FILE, windows: slice.length, predicted_tokens: slice.length * (C - 1), ce: sliceCe, ce_float32_weights: sliceCeF32 },
     baselines: { uniform: Math.log(GPT2_VOCAB_SIZE), unigram_train_split: unigramCe(train, heldout), unigram_predicted_tokens: heldout.n * (C - 1) },
     sample: { prompt: PROMPT, decoding: 'greedy, 40 new tokens, BOS first', text: sample },
+    spectrum: await spectrumOf(model),
     backend: backend.detail,
     eval_wall_time_s: Math.round((performance.now() - t0) / 1000),
   };

@@ -30,6 +30,31 @@ export interface EvalRecord {
   sample: { prompt: string; decoding: string; text: string };
   backend: string;
   eval_wall_time_s: number;
+  /** Residual-stream spectrum per hook over every position of the test slice (scripts/model-eval-lib.ts residualSpectra). */
+  spectrum?: { windows: number; rows: number; hooks: Record<string, SpectrumSummary> };
+}
+
+import { DEGENERATE_TOP5, type SpectrumSummary } from '../src/activations/spectrum.js';
+
+/** The card's spectrum rows, as test/embedded-model.test.ts reads them back: hook → top-5 share. */
+export function parseSpectrumTop5(card: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of card.matchAll(/^\| `(blocks\.\d+\.hook_resid_pre)` \| [0-9.]+% \| ([0-9.]+)% \|/gm)) out[m[1]] = Number(m[2]) / 100;
+  return out;
+}
+
+function spectrumSection(e: EvalRecord): string {
+  if (!e.spectrum) return 'Not measured yet: run `npm run eval:model -- --spectrum-only`.';
+  const rows = Object.entries(e.spectrum.hooks).map(([h, s]) =>
+    `| \`${h}\` | ${(100 * s.top1).toFixed(1)}% | ${(100 * s.top5).toFixed(1)}% | ${(100 * s.top10).toFixed(1)}% | ${s.effective_rank.toFixed(1)} | ${s.top5 > DEGENERATE_TOP5 ? '**yes**' : 'no'} |`);
+  return `Covariance eigenvalues of the residual stream over all ${int(e.spectrum.rows)} positions of the test slice (${e.spectrum.windows} windows;
+\`src/activations/spectrum.ts\`, the same measure harvest records in a cache's manifest). Where the top five principal
+components hold more than ${100 * DEGENERATE_TOP5}% of the variance, SAE features are poorly determined and agreement between SAEs is
+inflated (sae-train warns, and consistency shows chance baselines).
+
+| hook | top-1 | top-5 | top-10 | effective rank | degenerate |
+|---|---:|---:|---:|---:|---|
+${rows.join('\n')}`;
 }
 
 /** The line test/embedded-model.test.ts reads the test slice's CE from. */
@@ -88,7 +113,7 @@ ending in 5 are held out (${e.heldout.addresses} addresses); the model trained o
 | steps | ${int(t.steps)} of ${s.batch} windows × ${s.n_positions} tokens |
 | tokens seen | ${int(t.tokens)} (${int(t.predicted_tokens)} predicted positions; ${t.data.epochs} epochs of the training split) |
 | optimizer | Adam (β ${s.beta1}, ${s.beta2}; ε ${s.eps}), peak lr ${s.lr}, ${s.warmup_steps} warm-up steps, cosine decay to ${s.min_lr_ratio}× , gradient clipping at norm ${s.grad_clip}, no weight decay, seed ${s.seed} |
-| loss | next-token cross-entropy over all 50,257 tokens (softmax gradient fused, \`src/model/train-lm.ts\`) |
+| loss | ${s.unembed_subset ? 'next-token cross-entropy, softmax over the token ids of the training split plus one rest logit for the other rows (their Gaussian moment-generating function; \`src/model/train-vocab.ts\`), fused gradient' : 'next-token cross-entropy over all 50,257 tokens (softmax gradient fused, \`src/model/train-lm.ts\`)'} |
 | final training loss | ${f(t.final_train_loss)} nats (${t.final_train_loss_steps}) |
 | machine | ${t.machine.cpu}, ${t.machine.cores} cores shared with other work, one core used; Node ${t.machine.node}; tfjs ${t.machine.backend} |
 | wall time | ${min(t.wall_time_s)} of training loop, monitor and checkpoints included (${int(t.tokens_per_s)} tokens/s) |
@@ -112,6 +137,10 @@ Measured by \`scripts/eval-model.ts\` on the stored float16 weights as \`loadGpt
 | baseline: unigram frequencies of the training split (add-one), on the whole held-out split | ${int(e.baselines.unigram_predicted_tokens)} | ${f(e.baselines.unigram_train_split)} |
 
 ${TEST_SLICE_LINE} (checked by \`test/embedded-model.test.ts\` within 1%): **${f(e.test_slice.ce)}** nats.
+
+## Residual-stream spectrum
+
+${spectrumSection(e)}
 
 Greedy continuation (${e.sample.decoding}):
 

@@ -8,6 +8,7 @@ import { gpt2Forward, meanCrossEntropy } from '../src/model/gpt2.js';
 import { gpt2Tokenizer, GPT2_VOCAB_SIZE } from '../src/model/tokenizer.js';
 import type { Gpt2Model } from '../src/model/weights.js';
 import type { SplitWindows } from './sotu-windows.js';
+import { activationSpectrum, type SpectrumSummary } from '../src/activations/spectrum.js';
 
 /** The test slice (test/embedded-model.test.ts reads the same constants from here). */
 export const TEST_SLICE_FILE = 'data/quickstart/heldout.txt';
@@ -51,3 +52,26 @@ export function rows(s: SplitWindows): Int32Array[] {
   return Array.from({ length: s.n }, (_, w) => s.tokens.subarray(w * s.context, (w + 1) * s.context));
 }
 
+
+/** The residual-stream hooks whose spectrum the model card shows: every block's input (the quickstart's hooks among them). */
+export function residualHooks(nLayer: number): string[] {
+  return Array.from({ length: nLayer }, (_, l) => `blocks.${l}.hook_resid_pre`);
+}
+
+/**
+ * Activation spectrum (src/activations/spectrum.ts) of each residual hook over every position of the windows:
+ * the number that says whether SAE features there are well determined (top five components well under 90%).
+ */
+export async function residualSpectra(model: Gpt2Model, windows: readonly Int32Array[]): Promise<Record<string, SpectrumSummary>> {
+  const hooks = residualHooks(model.config.n_layer);
+  const T = windows[0].length, D = model.config.n_embd;
+  const data = new Int32Array(windows.length * T);
+  windows.forEach((w, k) => data.set(w, k * T));
+  const tok = tf.tensor2d(data, [windows.length, T], 'int32');
+  const r = gpt2Forward(model, tok, { hooks, logits: false });
+  tok.dispose();
+  const out: Record<string, SpectrumSummary> = {};
+  for (const h of hooks) out[h] = activationSpectrum((await r.hooks[h].data()) as Float32Array, windows.length * T, D);
+  tf.dispose(Object.values(r.hooks));
+  return out;
+}

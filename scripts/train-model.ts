@@ -6,6 +6,7 @@
  *   npm run train:model                  train, or continue an interrupted run (state in .model-work/)
  *   npm run train:model -- --fresh       start over
  *   npm run train:model -- --tokens 200000 --out /tmp/m    any setting of DEFAULTS as --name value
+ *   npm run train:model -- --init models/gpt2-sotu         start from a saved model's weights
  *
  * Checkpoints every few minutes (and on SIGINT/SIGTERM) into the work folder; when done, writes the model
  * (config.json + float16 model.safetensors), loss_curve.csv and training.json to --out. Then run
@@ -20,9 +21,10 @@ import { BACKENDS, initBackend, type BackendChoice } from '../src/backend/picker
 import { createProgress } from '../src/ui/progress.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/io/atomic.js';
 import { UserError } from '../src/io/errors.js';
-import { parseGpt2Config } from '../src/model/config.js';
-import { writeGpt2Folder } from '../src/model/load.js';
+import { parseGpt2Config, type Gpt2Config } from '../src/model/config.js';
+import { readGpt2Folder, writeGpt2Folder } from '../src/model/load.js';
 import { GPT2_VOCAB_SIZE } from '../src/model/tokenizer.js';
+import { trainVocab } from '../src/model/train-vocab.js';
 import { batchWindows, lmLoss, lmLrScale, lmTrainStep, zeroOptState, type LmHyper, type LmOptState } from '../src/model/train-lm.js';
 import { hasLmState, loadLmTensors, removeLmState, readLmStateJson, runDifferences, saveLmState, toOptState, type LmCurveRow } from '../src/model/train-lm-state.js';
 import { namedParams, paramsToWeights, randomGpt2Weights, toParams, type Gpt2Model } from '../src/model/weights.js';
@@ -47,6 +49,8 @@ const DEFAULTS = {
   eps: 1e-8,
   grad_clip: 1,
   seed: 0,
+  /** 1: softmax over the training split's token ids plus one rest logit (src/model/train-vocab.ts); 0: all 50,257. */
+  unembed_subset: 1,
   /** Held-out monitoring windows (evenly spaced over the held-out split) and how often to measure them. */
   monitor_windows: 32,
   monitor_every: 40,
@@ -57,11 +61,11 @@ type Settings = typeof DEFAULTS;
 /** Settings that do not change what is trained (a resumed run may change them). */
 const NON_IDENTITY: (keyof Settings)[] = ['log_every', 'checkpoint_every_s'];
 
-function parseSettings(argv: string[]): { s: Settings; fresh: boolean; work: string; out: string; backend: BackendChoice } {
+function parseSettings(argv: string[]): { s: Settings; fresh: boolean; work: string; out: string; backend: BackendChoice; init?: string } {
   const options = Object.fromEntries(Object.keys(DEFAULTS).map((k) => [k, { type: 'string' as const }]));
   const { values } = parseArgs({
     args: argv.filter((a) => a !== '--'),
-    options: { ...options, fresh: { type: 'boolean' }, work: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' } },
+    options: { ...options, fresh: { type: 'boolean' }, work: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' }, init: { type: 'string' } },
     strict: true,
   });
   const s = { ...DEFAULTS };
@@ -74,11 +78,11 @@ function parseSettings(argv: string[]): { s: Settings; fresh: boolean; work: str
   }
   const backend = ((values.backend as string | undefined) ?? 'wasm') as BackendChoice;
   if (!BACKENDS.includes(backend)) throw new UserError(`--backend: one of ${BACKENDS.join(', ')}, got "${backend}".`);
-  return { s, fresh: !!values.fresh, work: (values.work as string) ?? '.model-work', out: (values.out as string) ?? 'models/gpt2-sotu', backend };
+  return { s, fresh: !!values.fresh, work: (values.work as string) ?? '.model-work', out: (values.out as string) ?? 'models/gpt2-sotu', backend, init: values.init as string | undefined };
 }
 
-function identity(s: Settings): Record<string, unknown> {
-  const id: Record<string, unknown> = { ...s, vocab_size: GPT2_VOCAB_SIZE, data: `${sotuPackage().version} train split` };
+function identity(s: Settings, init: string | undefined): Record<string, unknown> {
+  const id: Record<string, unknown> = { ...s, vocab_size: GPT2_VOCAB_SIZE, data: `${sotuPackage().version} train split`, ...(init ? { init } : {}) };
   for (const k of NON_IDENTITY) delete id[k];
   return id;
 }
@@ -107,8 +111,16 @@ function curveCsv(rows: readonly LmCurveRow[]): string {
   return [head, ...rows.map((r) => [r.step, r.tokens, r.train_loss === null ? '' : r.train_loss.toFixed(4), r.heldout_ce === null ? '' : r.heldout_ce.toFixed(4), r.lr.toExponential(3), r.elapsed_s.toFixed(0)].join(','))].join('\n') + '\n';
 }
 
+/** --init: continue from a saved model of the same shape (its weights only; the schedule starts over). */
+function initialWeights(dir: string, config: Gpt2Config) {
+  const r = readGpt2Folder(dir);
+  for (const k of ['n_layer', 'n_head', 'n_embd', 'n_positions', 'vocab_size'] as const)
+    if (r.config[k] !== config[k]) throw new UserError(`${dir}/config.json: ${k} is ${r.config[k]}, the settings say ${config[k]}. Give matching --${k} or another --init.`);
+  return r.weights;
+}
+
 async function main(): Promise<void> {
-  const { s, fresh, work, out, backend: choice } = parseSettings(process.argv.slice(2));
+  const { s, fresh, work, out, backend: choice, init } = parseSettings(process.argv.slice(2));
   const backend = await initBackend(choice);
   mkdirSync(work, { recursive: true });
   if (fresh) removeLmState(work); // the tokenized-windows cache stays
@@ -119,7 +131,7 @@ async function main(): Promise<void> {
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, gradClip: s.grad_clip,
     totalSteps: Math.ceil(s.tokens / stepTokens), warmupSteps: s.warmup_steps, minLrRatio: s.min_lr_ratio,
   };
-  const id = identity(s);
+  const id = identity(s, init);
 
   console.log('tokenizing the SOTU splits (cached in the work folder after the first run)…');
   const train = splitWindows('train', s.n_positions, work);
@@ -143,9 +155,13 @@ async function main(): Promise<void> {
     ({ step, elapsed_s: elapsed, curve } = j);
     console.log(`resuming at step ${step}/${hyper.totalSteps} (${step * stepTokens} tokens, ${(elapsed / 60).toFixed(1)} min so far)`);
   } else {
-    model = { config, params: toParams(config, randomGpt2Weights(config, s.seed), { trainable: true }) };
+    model = { config, params: toParams(config, init ? initialWeights(init, config) : randomGpt2Weights(config, s.seed), { trainable: true }) };
     opt = zeroOptState(model);
+    if (init) console.log(`starting from the weights of ${init} (fresh optimizer state and schedule)`);
   }
+  // Untrained rows stay at their initial values, so their moments are the same whether fresh or resumed.
+  const vocab = s.unembed_subset ? trainVocab(train.tokens, model.params.wte.dataSync() as Float32Array, GPT2_VOCAB_SIZE, s.n_embd) : undefined;
+  if (vocab) console.log(`unembedding over the ${vocab.ids.length} token ids of the training split + 1 rest logit for the other ${vocab.restCount} rows`);
   const nParams = namedParams(model.params).reduce((a, [, t]) => a + t.size, 0);
   console.log(`model: ${s.n_layer} layers, d_model ${s.n_embd}, ${s.n_head} heads, context ${s.n_positions}, vocab ${GPT2_VOCAB_SIZE}: ${nParams} parameters; ` +
     `${hyper.totalSteps} steps of ${s.batch}×${s.n_positions} tokens on ${backend.detail}`);
@@ -162,7 +178,7 @@ async function main(): Promise<void> {
   let lossSum = 0, lossN = 0;
   while (step < hyper.totalSteps && !stop) {
     const tok = batchTensor(train, batchWindows(step, s.batch, train.n, s.seed));
-    const r = await lmTrainStep(model, tok, opt, step, hyper);
+    const r = await lmTrainStep(model, tok, opt, step, hyper, vocab);
     tok.dispose();
     await new Promise((res) => setImmediate(res)); // wasm's awaits are microtasks: let signal handlers run
     if (!Number.isFinite(r.loss)) throw new Error(`loss is ${r.loss} at step ${step}; lower --lr and run with --fresh`);

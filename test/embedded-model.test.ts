@@ -5,8 +5,8 @@ import { openSafetensors } from '../src/io/safetensors.js';
 import { readGpt2Config } from '../src/model/config.js';
 import { loadGpt2 } from '../src/model/load.js';
 import { disposeParams, expectedShapes } from '../src/model/weights.js';
-import { parseTestSliceCe } from '../scripts/model-card.js';
-import { testSliceWindows, windowsCe, TEST_SLICE_WINDOWS } from '../scripts/model-eval-lib.js';
+import { parseSpectrumTop5, parseTestSliceCe } from '../scripts/model-card.js';
+import { residualHooks, residualSpectra, testSliceWindows, windowsCe, TEST_SLICE_WINDOWS } from '../scripts/model-eval-lib.js';
 import { inQuickstart, quickstartCorpus, sotuAddresses, splitOf } from '../scripts/sotu.js';
 import { useTestBackend } from './helpers/backend.js';
 
@@ -47,6 +47,26 @@ describe('embedded model models/gpt2-sotu', () => {
     disposeParams(model.params);
     expect(Math.abs(ce - recorded!) / recorded!).toBeLessThan(0.01);
     expect(ce).toBeLessThan(Math.log(50257) - 3); // trained: well below ln V = 10.8
+  });
+
+  it("has the model card's residual-stream spectrum (top-5 share per hook, within 0.2 points) and flags the degenerate hooks", async () => {
+    const card = readFileSync(join(MODEL, 'README.md'), 'utf8');
+    const recorded = parseSpectrumTop5(card);
+    const model = await loadGpt2(MODEL);
+    const hooks = residualHooks(model.config.n_layer);
+    expect(Object.keys(recorded).sort()).toEqual([...hooks].sort());
+    const got = await residualSpectra(model, testSliceWindows(model.config.n_positions));
+    disposeParams(model.params);
+    for (const h of hooks) {
+      expect(Math.abs(got[h].top5 - recorded[h]), h).toBeLessThan(0.002);
+      const row = card.split('\n').find((l) => l.startsWith(`| \`${h}\``))!;
+      expect(row.endsWith(got[h].top5 > 0.9 ? '| **yes** |' : '| no |'), row).toBe(true);
+    }
+    // The card's held-out CE and unigram baseline are eval.json's.
+    const ev = JSON.parse(readFileSync(join(MODEL, 'eval.json'), 'utf8'));
+    expect(card).toContain(`**${ev.heldout.ce.toFixed(4)}**`);
+    expect(card).toContain(`| ${ev.baselines.unigram_train_split.toFixed(4)} |`);
+    expect(ev.heldout.ce).toBeLessThan(ev.baselines.unigram_train_split);
   });
 
   it('records a training loss that went down clearly', () => {

@@ -5,6 +5,8 @@ import { formatPart, type Part } from '../parallel/split.js';
 import type { HarvestConfig } from '../recipe/schema.js';
 import type { StageUnits } from '../parallel/units.js';
 import { manifestPath, readManifest } from './manifest.js';
+import { recordCacheSpectrum } from './cache-spectrum.js';
+import { logSpectrum } from './spectrum-log.js';
 import { UserError } from '../io/errors.js';
 import { readGpt2Config } from '../model/config.js';
 import { resolveModelDir } from '../model/hub.js';
@@ -53,6 +55,7 @@ export async function harvestFromRecipe(recipe: Recipe, opts: Pick<StageOptions,
   if (r.exhausted)
     warn(`harvest: the corpus ran out after ${r.manifest.tokens.toLocaleString('en-US')} tokens (${cfg.tokens.toLocaleString('en-US')} asked for); the cache holds what there was. Add text to harvest.corpus or lower harvest.tokens.`);
   info(`harvest: ${r.manifest.tokens.toLocaleString('en-US')} tokens × ${cfg.hooks.length} hook(s) (d_in ${r.manifest.d_in}) from ${r.manifest.corpus.documents} documents written to ${dir} in ${r.manifest.shards.length} shard(s).`);
+  logSpectrum('harvest', recordCacheSpectrum(dir).hooks);
 }
 
 type Proc = { foldLn: boolean; centerWritingWeights: boolean };

@@ -1,4 +1,5 @@
-import type { ConsistencyFile } from './consistency-types.js';
+import type { ConsistencyFile, PairChance } from './consistency-types.js';
+import { DEGENERATE_TOP5 } from '../activations/spectrum.js';
 
 /** A Markdown table from a header and rows of cells. */
 export function mdTable(header: string[], rows: (string | number)[][]): string {
@@ -17,6 +18,7 @@ export const pct = (x: number | null | undefined): string => (x === null || x ==
 export function consistencyMarkdown(c: ConsistencyFile): string {
   const out: string[] = ['# Feature consistency', ''];
   const th = c.thresholds;
+  out.push(...spectrumSection(c), ...chanceSection(c));
   if (c.seed_pairs.length === 0) out.push('No pair of runs differs only in seed: nothing to compare across seeds.', '');
   else {
     out.push('## Across seeds', '',
@@ -56,4 +58,51 @@ export function consistencyMarkdown(c: ConsistencyFile): string {
     ), '');
   }
   return out.join('\n');
+}
+
+/** The activation spectrum of each hook, with the degenerate ones named. */
+function spectrumSection(c: ConsistencyFile): string[] {
+  const sp = Object.entries(c.spectrum ?? {});
+  if (!sp.length) return [];
+  const out = ['## Activation spectrum', '',
+    'Share of the activations\' variance in the top principal components and the effective rank (participation ratio) of the cache each hook\'s runs were trained on. ' +
+    `Where the top five hold more than ${100 * DEGENERATE_TOP5}%, features are poorly determined and any two dictionaries agree more than chance would suggest elsewhere.`, '',
+    mdTable(['hook', 'top-1', 'top-5', 'top-10', 'effective rank', 'degenerate'],
+      sp.map(([h, s]) => [h, pct(s.top1), pct(s.top5), pct(s.top10), s.effective_rank.toFixed(1), s.top5 > DEGENERATE_TOP5 ? '**yes**' : 'no'])), ''];
+  for (const [h, s] of sp) if (s.top5 > DEGENERATE_TOP5) out.push(`> **Warning:** ${h}: the top five components hold ${pct(s.top5)} of the variance; read its agreement scores against the chance columns below.`, '');
+  return out;
+}
+
+/** The chance table's header and rows: every score of every seed and size pair beside its baselines. */
+export const CHANCE_HEADER = ['pairs', 'runs', 'score', 'raw', 'null', 'init', 'above chance'];
+export function chanceRows(c: ConsistencyFile): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  const add = (kind: string, label: string, ch: PairChance | undefined) => {
+    for (const [k, r] of Object.entries(ch?.scores ?? {})) {
+      const isM = k === 'mmcs';
+      const fmt = isM ? f3 : pct;
+      const margin = isM ? `${r.above_chance >= 0 ? '+' : ''}${r.above_chance.toFixed(3)}` : `${r.above_chance >= 0 ? '+' : ''}${(100 * r.above_chance).toFixed(1)} pt`;
+      rows.push([kind, label, isM ? 'MMCS' : k.replace('matched_fraction@', 'matched ≥'), fmt(r.raw), fmt(r.null), fmt(r.init), margin]);
+    }
+  };
+  for (const p of c.seed_pairs) add('seeds', `${p.hook} d${p.d_sae}: s${p.seeds[0]} vs s${p.seeds[1]}`, p.chance);
+  for (const p of c.size_pairs) add('sizes', `${p.hook} s${p.seed}: d${p.d_small} → d${p.d_large}`, p.chance);
+  return rows;
+}
+
+/** Raw scores beside the null-dictionary and initialisation baselines, for seed and size pairs. */
+function chanceSection(c: ConsistencyFile): string[] {
+  const rows = chanceRows(c);
+  if (!rows.length) return [];
+  const missing = [...c.seed_pairs, ...c.size_pairs].map((p) => p.chance?.null_missing).filter((m): m is string => !!m);
+  const own = c.runs.filter((r) => r.own_init_mmcs !== undefined);
+  return ['## Agreement against chance', '',
+    'Each score of a against b (decoder rows) beside the same score of a against **null**: as many unit vectors as b has, drawn from a Gaussian with the activations\' covariance (seeded), ' +
+    'and against **init**: b\'s initial decoder directions (what the pair would score had b never trained; for a size pair with one seed they contain a\'s own). ' +
+    '**Above chance** = raw − the larger baseline.', '',
+    mdTable(CHANCE_HEADER, rows), '',
+    ...(missing.length ? [`Null baseline missing for some pairs: ${[...new Set(missing)].join('; ')}.`, ''] : []),
+    ...(own.length ? ['Each run against its own initialisation (MMCS of its decoder with the directions it started from; 1 = it has not moved):', '',
+      mdTable(['run', 'MMCS to own init'], own.map((r) => [r.name, f3(r.own_init_mmcs)])), ''] : []),
+  ];
 }

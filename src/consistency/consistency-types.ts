@@ -1,3 +1,5 @@
+import type { SpectrumSummary } from '../activations/spectrum.js';
+import type { ChanceRow } from './chance.js';
 import type { DensityGroup, SplittingTable } from './consistency.js';
 
 /**
@@ -6,6 +8,13 @@ import type { DensityGroup, SplittingTable } from './consistency.js';
  */
 
 export const CONSISTENCY_FORMAT = 'sae-train.consistency/v1';
+
+/** A pair's scores (decoder rows, a against b) beside their baselines: mmcs and matched_fraction@t. */
+export interface PairChance {
+  scores: Record<string, ChanceRow>;
+  /** Why the null baseline is missing (no cache named in cfg.json, cache gone, hook absent), or null. */
+  null_missing: string | null;
+}
 
 /** One run taking part. */
 export interface ConsistencyRun {
@@ -19,6 +28,8 @@ export interface ConsistencyRun {
   l1_coefficient: number | null;
   lr: number | null;
   finetune_method: string | null;
+  /** MMCS of the run's decoder against the directions it was initialised with (rebuilt from its seed); 1 = never moved */
+  own_init_mmcs?: number;
 }
 
 /** How an optimal one-to-one matching was found and how close to the full optimum it is proven to be. */
@@ -69,6 +80,8 @@ export interface SeedPair {
    * decile first; null when a run has no sparsity file.
    */
   density: { a: DensityGroup[]; b: DensityGroup[] } | null;
+  /** decoder mmcs and matched_fraction@t beside a's scores against a null dictionary and against b's initialisation */
+  chance?: PairChance;
   seconds: number;
 }
 
@@ -86,6 +99,8 @@ export interface SizePair {
   mmcs_small_to_large: number;
   mmcs_large_to_small: number;
   splitting: SplittingTable;
+  /** small → large mmcs (and matched_fraction@t when the dense matching applies) beside their chance baselines */
+  chance?: PairChance;
   seconds: number;
 }
 
@@ -96,4 +111,6 @@ export interface ConsistencyFile {
   runs: ConsistencyRun[];
   seed_pairs: SeedPair[];
   size_pairs: SizePair[];
+  /** Activation spectrum of each hook compared, from the cache the runs were trained on. */
+  spectrum?: Record<string, SpectrumSummary & { cache: string }>;
 }

@@ -10,6 +10,9 @@ import { DEFAULT_MATCH } from './consistency.js';
 import { consistencyMarkdown } from './consistency-md.js';
 import { CONSISTENCY_FORMAT, type ConsistencyFile, type ConsistencyRun, type SeedPair, type SizePair } from './consistency-types.js';
 import { seedPairConsistency, sizePairSplitting } from './pair-consistency.js';
+import { hookSpectra } from '../activations/cache-spectrum.js';
+import { CovarianceSource, ownInitMmcs, pairChance, sizePairRaw, rawScores } from './chance-run.js';
+import { logSpectrum } from '../activations/spectrum-log.js';
 import { seedPairs, sizePairs, type PairableRun } from './pairing.js';
 import type { Recipe } from '../recipe/load.js';
 import { createProgress } from '../ui/progress.js';
@@ -20,7 +23,7 @@ import { consistencyUnits, pairsOfPart, partJsonPath, partJsonPaths, removePartJ
 import type { StageUnits } from '../parallel/units.js';
 
 /** Bumped when the computation changes, so that older results are not reused. */
-const ALGORITHM = 'consistency/1';
+const ALGORITHM = 'consistency/2';
 const CHILD_THRESHOLD = 0.5;
 export const CONSISTENCY_JSON = 'consistency.json';
 export const CONSISTENCY_MD = 'consistency.md';
@@ -92,7 +95,9 @@ function gatherRuns(recipe: Recipe, entries: readonly string[], opts: (dir: stri
 }
 
 function pairHash(kind: string, a: Input, b: Input, thresholds: readonly number[]): string {
-  return createHash('sha256').update(JSON.stringify({ kind, ALGORITHM, a: a.sha256, b: b.sha256, thresholds, match: { ...DEFAULT_MATCH }, child: CHILD_THRESHOLD })).digest('hex');
+  // The chance baselines depend on the cache the runs were trained on.
+  const cache = { cache: b.cfg.cache ?? null, sha: b.cfg.cache_manifest_sha256 };
+  return createHash('sha256').update(JSON.stringify({ kind, ALGORITHM, a: a.sha256, b: b.sha256, thresholds, match: { ...DEFAULT_MATCH }, child: CHILD_THRESHOLD, cache })).digest('hex');
 }
 
 function readPrevious(path: string): ConsistencyFile | undefined {
@@ -118,6 +123,14 @@ const runInfo = (r: Input): ConsistencyRun => ({
   l1_coefficient: r.cfg.l1_coefficient, lr: r.cfg.lr, finetune_method: r.cfg.finetune_method ?? null,
 });
 
+/** "; MMCS against a null dictionary 0.812, against b's init 0.301, above chance +0.150" for the console. */
+function chanceNote(c: SeedPair['chance']): string {
+  const r = c?.scores.mmcs;
+  if (!r) return '';
+  const sign = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(3)}`;
+  return `; MMCS against a null dictionary ${r.null === null ? '–' : r.null.toFixed(3)}, against b's init ${r.init === null ? '–' : r.init.toFixed(3)}, above chance ${sign(r.above_chance)}`;
+}
+
 /**
  * `sae-train consistency`: every pair of runs that differ only in seed (MMCS both ways, optimal matching on
  * decoder and encoder, consistency by density) and every size step (feature splitting). Writes
@@ -139,6 +152,11 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
   info(`consistency: ${runs.length} run(s), ${seeds.length} seed pair(s), ${sizes.length} size pair(s) → ${jsonPath}`);
 
   const out: ConsistencyFile = { format: CONSISTENCY_FORMAT, created_by: packageVersion(), thresholds, runs: runs.map(runInfo), seed_pairs: [], size_pairs: [] };
+  out.spectrum = hookSpectra(runs.map((r) => r.cfg));
+  logSpectrum('consistency', out.spectrum, [...new Set(runs.map((r) => r.cfg.hook_name))]);
+  // how far each run moved from its start (imported SAEs: their initialisation is not ours to rebuild)
+  for (const [i, ri] of out.runs.entries()) if (!runs[i].cfg.imported_from) ri.own_init_mmcs = await ownInitMmcs(loadCheckpoint(runs[i].dir).weights, runs[i].cfg.seed);
+  const covs = new CovarianceSource();
   const mine = opts.part ? pairsOfPart(seeds, sizes, opts.part, info) : { seeds, sizes };
   const todoSeed = mine.seeds.map(([a, b]) => ({ a, b, hash: pairHash('seed', a, b, thresholds) }));
   const todoSize = mine.sizes.map(([a, b]) => ({ a, b, hash: pairHash('size', a, b, thresholds) }));
@@ -176,7 +194,8 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
     bar?.update(done);
     const pair: SeedPair = {
       a: p.a.name, b: p.b.name, hook: p.a.cfg.hook_name, layer: p.a.cfg.hook_layer, d_sae: n, seeds: [p.a.cfg.seed, p.b.cfg.seed],
-      inputs_sha256: p.hash, ...r, seconds: (Date.now() - t0) / 1000,
+      inputs_sha256: p.hash, ...r, chance: await pairChance(wa, { cfg: p.b.cfg, dSae: wb.dSae }, rawScores(r.decoder, thresholds), thresholds, covs),
+      seconds: (Date.now() - t0) / 1000,
     };
     if (!sparsity) warn(`${p.a.name} / ${p.b.name}: no ${SPARSITY_FILE} in both; consistency by density left out.`);
     out.seed_pairs.push(pair);
@@ -196,7 +215,9 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
     done += small.dSae;
     const pair: SizePair = {
       small: p.a.name, large: p.b.name, hook: p.a.cfg.hook_name, layer: p.a.cfg.hook_layer, seed: p.a.cfg.seed,
-      d_small: small.dSae, d_large: large.dSae, inputs_sha256: p.hash, ...r, seconds: (Date.now() - t0) / 1000,
+      d_small: small.dSae, d_large: large.dSae, inputs_sha256: p.hash, ...r,
+      chance: await pairChance(small, { cfg: p.b.cfg, dSae: large.dSae }, await sizePairRaw(small, large, r.mmcs_small_to_large, thresholds), thresholds, covs),
+      seconds: (Date.now() - t0) / 1000,
     };
     out.size_pairs.push(pair);
     save();
@@ -211,7 +232,7 @@ export async function runConsistency(recipe: Recipe, opts: StageOptions): Promis
   writeFileAtomic(join(sec.out, CONSISTENCY_MD), consistencyMarkdown(out));
   if (reused) info(`consistency: reused ${reused} finished pair(s) whose inputs are unchanged (--fresh recomputes them).`);
   for (const p of out.seed_pairs)
-    info(`  ${p.a} vs ${p.b}: MMCS ${p.decoder.mmcs.toFixed(3)}, matched ≥${thresholds[0]}: ${(100 * p.decoder[`matched_fraction@${thresholds[0]}`]).toFixed(1)}%`);
+    info(`  ${p.a} vs ${p.b}: MMCS ${p.decoder.mmcs.toFixed(3)}, matched ≥${thresholds[0]}: ${(100 * p.decoder[`matched_fraction@${thresholds[0]}`]).toFixed(1)}%${chanceNote(p.chance)}`);
   info(`consistency: wrote ${jsonPath} and ${join(sec.out, CONSISTENCY_MD)}`);
   return out;
 }

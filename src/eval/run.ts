@@ -21,6 +21,7 @@ import { mean } from './stats.js';
 import type { AllAtOnce, RunMetrics } from './types.js';
 import { checkBatchMemory, loadEvalWindows, saeParamBytes } from './windows.js';
 import { describeRun, describeSet, SAMPLES_FILE, writeOverall } from './write_all.js';
+import { writeEvalSpectrum } from './spectrum-out.js';
 import { createProgress, type Progress } from '../ui/progress.js';
 import { info, warn } from '../ui/log.js';
 import { requireSection, type StageOptions } from '../recipe/section.js';
@@ -190,6 +191,7 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
     info(`\nresults (${W * T} tokens):`);
     for (const m of runs) info(describeRun(m));
     for (const a of aao) info(describeSet(a));
+    writeEvalSpectrum(section.out, evaluated.map((ck) => ck.cfg));
     info(`wrote ${section.out}/: summary.json, summary.csv, all_at_once.json, correlation.json, samples.md, and per run metrics.json, per_token.arrow, sequences.arrow${shared.features ? ', features.arrow, feature_contexts.arrow, features.json' : ''}`);
   }
   if (failures.length)

@@ -12,6 +12,7 @@ import seedrandom from 'seedrandom';
 import { matMul } from '../backend/matmul.js';
 import { gpt2Forward } from './gpt2.js';
 import { namedParams, type Gpt2Model } from './weights.js';
+import { subsetLogits, type TrainVocab } from './train-vocab.js';
 
 export interface LmHyper {
   /** Peak learning rate. */
@@ -93,9 +94,11 @@ export const fusedCrossEntropy: (logitsNV: tf.Tensor2D, targetsN: tf.Tensor1D) =
 /**
  * Mean next-token CE (nats) of windows tokensBT [B, T] over the B·(T−1) predicted positions: the same number
  * as meanCrossEntropy(gpt2Forward(model, tokens).logits), but the tied unembedding is applied to the T−1
- * predicting positions only and the loss has the fused gradient above.
+ * predicting positions only and the loss has the fused gradient above. With `vocab`, the softmax runs over the
+ * corpus's token ids and one rest logit (src/model/train-vocab.ts): the same loss up to a close approximation,
+ * at the cost of |ids| instead of 50,257 columns. Every target must be among vocab.ids.
  */
-export function lmLoss(model: Gpt2Model, tokensBT: tf.Tensor2D): tf.Scalar {
+export function lmLoss(model: Gpt2Model, tokensBT: tf.Tensor2D, vocab?: TrainVocab): tf.Scalar {
   const p = model.params;
   if (p.lmHead) throw new Error('lmLoss: trains tied-unembedding GPT-2s only (this model has lm_head.weight)');
   return tf.tidy(() => {
@@ -104,9 +107,12 @@ export function lmLoss(model: Gpt2Model, tokensBT: tf.Tensor2D): tf.Scalar {
     const hook = 'ln_final.hook_normalized';
     const h = gpt2Forward(model, tokensBT, { hooks: [hook], logits: false }).hooks[hook];
     const hND = tf.reshape(tf.slice(h, [0, 0, 0], [B, T - 1, D]), [B * (T - 1), D]) as tf.Tensor2D;
-    const logits = matMul(hND, tf.transpose(p.wte) as tf.Tensor2D);
     const targets = tf.reshape(tf.slice(tokensBT, [0, 1], [B, T - 1]), [B * (T - 1)]) as tf.Tensor1D;
-    return fusedCrossEntropy(logits, targets);
+    if (vocab) {
+      const s = subsetLogits(hND, p.wte, targets, vocab, matMul);
+      return fusedCrossEntropy(s.logits, s.targets);
+    }
+    return fusedCrossEntropy(matMul(hND, tf.transpose(p.wte) as tf.Tensor2D), targets);
   });
 }
 
@@ -122,11 +128,11 @@ export interface LmStepResult {
  * h.gradClip, Adam update with learning rate h.lr·lmLrScale(step). `step` is 0-based; the model's
  * variables and `opt`'s moments are updated in place (old moment tensors disposed).
  */
-export async function lmTrainStep(model: Gpt2Model, tokensBT: tf.Tensor2D, opt: LmOptState, step: number, h: LmHyper): Promise<LmStepResult> {
+export async function lmTrainStep(model: Gpt2Model, tokensBT: tf.Tensor2D, opt: LmOptState, step: number, h: LmHyper, vocab?: TrainVocab): Promise<LmStepResult> {
   const vars = trainableVars(model);
   const lr = h.lr * lmLrScale(step, h);
   const { loss, norm } = tf.tidy(() => {
-    const { value, grads } = tf.variableGrads(() => lmLoss(model, tokensBT), vars);
+    const { value, grads } = tf.variableGrads(() => lmLoss(model, tokensBT, vocab), vars);
     const gs = vars.map((v) => grads[v.name]);
     const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g)))));
     // Clip by global norm: scale = min(1, clip / norm).

@@ -12,6 +12,8 @@ import type { Recipe } from '../recipe/load.js';
 import type { FeatureBrowserLink } from './features.js';
 import type { AttentionFile } from '../eval/attention/types.js';
 import { readAttentionFiles } from './attention-inputs.js';
+import type { HookSpectrum } from '../activations/cache-spectrum.js';
+import { reportSpectrum } from './spectrum-input.js';
 
 /**
  * Everything the report shows, read from what the other stages wrote. Every part is optional: a missing
@@ -32,6 +34,8 @@ export interface ReportInputs {
   consistency?: ConsistencyFile;
   /** eval.attention results (attention.json of each run and set) */
   attention?: AttentionFile[];
+  /** activation spectrum per hook (consistency.json's, else the train cache's) */
+  spectrum: Record<string, HookSpectrum>;
   /** training metrics.jsonl rows per run */
   training: { run: string; rows: Record<string, number>[] }[];
   /** why a part is missing, by part: eval, correlation, all_at_once, samples, per_token, sequences, consistency, training */
@@ -121,7 +125,7 @@ export function representativeRuns(runs: RunMetrics[]): RunMetrics[] {
 export function loadReportInputs(recipe: Recipe): ReportInputs {
   const absent: Record<string, string> = {};
   const sources: string[] = [];
-  const inp: ReportInputs = { title: recipe.name, runs: [], perToken: [], sequences: [], training: [], absent, sources };
+  const inp: ReportInputs = { title: recipe.name, runs: [], perToken: [], sequences: [], training: [], absent, sources, spectrum: {} };
 
   const evalOut = recipe.eval?.out;
   if (!evalOut) absent.eval = 'the recipe has no eval: section.';
@@ -162,6 +166,8 @@ export function loadReportInputs(recipe: Recipe): ReportInputs {
       else { inp.consistency = c; sources.push(p); }
     }
   }
+
+  inp.spectrum = reportSpectrum(recipe, inp.consistency);
 
   const trainOut = recipe.train?.out;
   if (!trainOut) absent.training = 'the recipe has no train: section.';

@@ -8,6 +8,7 @@ import { writeFeatureBrowsers } from './features.js';
 import { reportMarkdown } from './summary.js';
 import { packageVersion } from '../consistency/run.js';
 import { info } from '../ui/log.js';
+import { logSpectrum } from '../activations/spectrum-log.js';
 import { requireSection } from '../recipe/section.js';
 
 /** The Markdown summary's path: report.out with its extension replaced by .md. */
@@ -25,6 +26,7 @@ export async function runReport(recipe: Recipe): Promise<{ html: string; markdow
   const inputs = loadReportInputs(recipe);
   inputs.features = await writeFeatureBrowsers(recipe, inputs.runs, sec.out);
   const sections = buildSections(inputs);
+  logSpectrum('report', inputs.spectrum);
   const html = await reportHtml(recipe.name, sections, packageVersion());
   const mdPath = summaryPath(sec.out);
   writeFileAtomic(sec.out, html);

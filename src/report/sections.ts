@@ -1,4 +1,3 @@
-import type { TopLevelSpec } from 'vega-lite';
 import type { RunMetrics } from '../eval/types.js';
 import { f3, pct } from '../consistency/consistency-md.js';
 import type { ReportInputs } from './inputs.js';
@@ -9,23 +8,10 @@ import {
 import { umap2d } from './umap.js';
 import { featuresSection } from './features.js';
 import { attentionSection } from './attention.js';
+import { atAGlance, chanceBlocks, spectrumBlocks } from './headline.js';
 
-/** The report as data: sections of plots, tables and notes; html.ts and summary.ts write it out. */
-export type Block =
-  | { kind: 'plot'; id: string; spec: TopLevelSpec }
-  | { kind: 'table'; caption?: string; header: string[]; rows: (string | number)[][]; /** relative links per cell (HTML only) */ hrefs?: (string | null)[][] }
-  | { kind: 'text'; text: string }
-  | { kind: 'markdown'; markdown: string };
-
-export interface Section {
-  id: string;
-  title: string;
-  /** what the section shows, one or two sentences */
-  intro?: string;
-  /** set when the section's inputs are missing: why, and what to run */
-  absent?: string;
-  blocks: Block[];
-}
+export type { Block, Section } from './blocks.js';
+import type { Block, Section } from './blocks.js';
 
 const g4 = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Number(x).toPrecision(4));
 const arrow = (a: number | undefined, b: number | undefined, fmt = g4) => `${fmt(a)} → ${fmt(b)}`;
@@ -99,6 +85,7 @@ function consistency(inp: ReportInputs): Section {
   const c = inp.consistency;
   if (!c) return { ...sec, absent: inp.absent.consistency };
   const th = c.thresholds;
+  sec.blocks.push(...spectrumBlocks(inp), ...chanceBlocks(c));
   if (c.seed_pairs.length === 0) sec.blocks.push({ kind: 'text', text: 'No two runs differ only in seed: nothing to compare across seeds.' });
   else {
     sec.blocks.push({ kind: 'plot', id: 'consistency-matched', spec: matchedFractionSpec(c.seed_pairs, th) });
@@ -237,5 +224,5 @@ function training(inp: ReportInputs): Section {
 
 /** Every section of the report, in order. */
 export function buildSections(inp: ReportInputs): Section[] {
-  return [overview(inp), metrics(inp), finetune(inp), consistency(inp), ceDistribution(inp), correlation(inp), ablations(inp), attentionSection(inp.attention ?? [], inp.runs, inp.absent.eval), umap(inp), featuresSection(inp.features ?? [], inp.absent.eval), samples(inp), training(inp)];
+  return [atAGlance(inp), overview(inp), metrics(inp), finetune(inp), consistency(inp), ceDistribution(inp), correlation(inp), ablations(inp), attentionSection(inp.attention ?? [], inp.runs, inp.absent.eval), umap(inp), featuresSection(inp.features ?? [], inp.absent.eval), samples(inp), training(inp)];
 }
