@@ -1,12 +1,11 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { builtinPrompts } from '../src/eval/attention/prompts.js';
 import type { AttentionFile } from '../src/eval/attention/types.js';
 import { readArrowTable } from '../src/io/arrow.js';
-import { setQuiet } from '../src/ui/log.js';
 import { useTestBackend } from './helpers/backend.js';
+import { runMain } from './helpers/main-cli.js';
 import { writeRun } from './helpers/finetune-fixture.js';
 import { identitySae, randomSae } from './helpers/hand-saes.js';
 import { tmpDir } from './helpers/tmp.js';
@@ -31,19 +30,10 @@ function recipe(name: string, attention: Record<string, unknown>): string {
   return path;
 }
 
-async function cli(args: string[]): Promise<{ code: number; err: string }> {
-  let err = '';
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((err += String(s)), true));
-  setQuiet(false);
-  try {
-    return { code: await main(args), err };
-  } finally {
-    setQuiet(true);
-    e.mockRestore();
-    o.mockRestore();
-  }
-}
+const cli = async (args: string[]) => {
+  const r = await runMain(args);
+  return { code: r.code, err: r.both };
+};
 const json = <T>(p: string): T => JSON.parse(readFileSync(p, 'utf8')) as T;
 
 beforeAll(async () => {

@@ -1,12 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { setQuiet } from '../src/ui/log.js';
-import { main } from '../src/cli/main.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readArrowTable } from '../src/io/arrow.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import type { AllAtOnce, Correlation, RunMetrics, Summary } from '../src/eval/types.js';
 import { useTestBackend } from './helpers/backend.js';
+import { runMain } from './helpers/main-cli.js';
 import { writeCache, writeRun } from './helpers/finetune-fixture.js';
 import { identitySae, randomSae } from './helpers/hand-saes.js';
 import { tmpDir } from './helpers/tmp.js';
@@ -42,19 +41,7 @@ function recipe(name: string, evalKeys: Record<string, unknown>, extra = ''): st
   return path;
 }
 
-async function cli(args: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
-  let stderr = '', stdout = '';
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
-  setQuiet(false);
-  try {
-    return { code: await main(args), stderr, stdout };
-  } finally {
-    setQuiet(true);
-    e.mockRestore();
-    o.mockRestore();
-  }
-}
+const cli = runMain;
 
 const json = <T>(p: string): T => JSON.parse(readFileSync(p, 'utf8')) as T;
 

@@ -1,9 +1,8 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { setQuiet } from '../src/ui/log.js';
-import { main } from '../src/cli/main.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from './helpers/backend.js';
+import { runMain } from './helpers/main-cli.js';
 import { writeRun } from './helpers/finetune-fixture.js';
 import { identitySae, randomSae } from './helpers/hand-saes.js';
 import { tmpDir } from './helpers/tmp.js';
@@ -28,19 +27,7 @@ function recipe(name: string, out: string, checkpoints: string[] = []): string {
   return path;
 }
 
-async function cli(args: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
-  let stderr = '', stdout = '';
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
-  setQuiet(false);
-  try {
-    return { code: await main(args), stderr, stdout };
-  } finally {
-    setQuiet(true);
-    e.mockRestore();
-    o.mockRestore();
-  }
-}
+const cli = runMain;
 
 function tree(dir: string): Map<string, Buffer> {
   const m = new Map<string, Buffer>();

@@ -70,10 +70,23 @@ describe('sae-train slurm on a one-node Slurm', () => {
   /** A file's bytes with the cluster run's root written as the local run's (paths recorded in outputs). */
   const asLocal = (file: string) => Buffer.from(readFileSync(file).toString('latin1').replaceAll(onSlurm, local), 'latin1');
   /** Whether cluster file `f` under `b` equals the local one under `a`: bytes, but JSON without wall-clock `seconds`. */
-  const same = (b: string, a: string, f: string): boolean => {
-    if (!f.endsWith('.json')) return asLocal(join(b, f)).equals(readFileSync(join(a, f)));
-    const parse = (text: string) => JSON.stringify(JSON.parse(text, (k, v) => (k === 'seconds' ? undefined : v)));
-    return parse(asLocal(join(b, f)).toString('latin1')) === parse(readFileSync(join(a, f), 'latin1'));
+  /** Where a JSON value first differs from another (a path and both values), or null. */
+  const jsonDiff = (x: unknown, y: unknown, path = ''): string | null => {
+    if (typeof x !== 'object' || typeof y !== 'object' || x === null || y === null)
+      return Object.is(x, y) ? null : `${path || '/'}: ${JSON.stringify(x)?.slice(0, 200)} ≠ ${JSON.stringify(y)?.slice(0, 200)}`;
+    const keys = [...new Set([...Object.keys(x), ...Object.keys(y)])];
+    if (JSON.stringify(Object.keys(x)) !== JSON.stringify(Object.keys(y))) return `${path || '/'}: keys ${JSON.stringify(Object.keys(x))} ≠ ${JSON.stringify(Object.keys(y))}`;
+    for (const k of keys) {
+      const d = jsonDiff((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], `${path}/${k}`);
+      if (d) return d;
+    }
+    return null;
+  };
+  /** null when file f of folder b (the Slurm run, paths swapped) is the same as in a (JSON: but for `seconds`), else what differs. */
+  const diff = (b: string, a: string, f: string): string | null => {
+    if (!f.endsWith('.json')) return asLocal(join(b, f)).equals(readFileSync(join(a, f))) ? null : 'bytes differ';
+    const parse = (text: string) => JSON.parse(text, (k, v) => (k === 'seconds' ? undefined : v)) as unknown;
+    return jsonDiff(parse(asLocal(join(b, f)).toString('latin1')), parse(readFileSync(join(a, f), 'latin1')));
   };
 
   it('runs harvest → train (2 tasks, one requeued, one preempted mid-train) → finetune → eval → consistency to the end', async (ctx) => {
@@ -130,7 +143,7 @@ describe('sae-train slurm on a one-node Slurm', () => {
     if (skipped || !pipeline) return ctx.skip();
     const a = join(local, 'cache'), b = join(onSlurm, 'cache');
     expect(files(b)).toEqual(files(a));
-    for (const f of files(a)) expect(same(b, a, f), f).toBe(true);
+    for (const f of files(a)) expect(diff(b, a, f), f).toBeNull();
   });
 
   it('trains and finetunes weights bit-identical to a local run', (ctx) => {
@@ -142,7 +155,7 @@ describe('sae-train slurm on a one-node Slurm', () => {
       for (const f of ['sae_weights.safetensors', 'sparsity.safetensors', 'metrics.jsonl', 'cfg.json', 'finetuned-scale/sae_weights.safetensors']) expect(ours(a)).toContain(`${r}/${f}`);
       expect(existsSync(join(b, r, 'trainer_state'))).toBe(false);
     }
-    for (const f of ours(a)) expect(same(b, a, f), f).toBe(true);
+    for (const f of ours(a)) expect(diff(b, a, f), f).toBeNull();
   });
 
   it('writes eval and consistency outputs identical to a local run', (ctx) => {
@@ -150,7 +163,7 @@ describe('sae-train slurm on a one-node Slurm', () => {
     for (const out of ['eval', 'consistency']) {
       const a = join(local, out), b = join(onSlurm, out);
       expect(files(b)).toEqual(files(a));
-      for (const f of files(a)) expect(same(b, a, f), `${out}/${f}`).toBe(true);
+      for (const f of files(a)) expect(diff(b, a, f), `${out}/${f}`).toBeNull();
     }
     expect(files(join(local, 'eval')).length).toBeGreaterThan(runs.length * 2 * 3); // runs and their finetunes
     expect(files(join(local, 'consistency'))).toContain('consistency.json');

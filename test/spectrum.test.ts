@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheSpectrum, computeCacheSpectrum, recordCacheSpectrum, sampleCacheRows, sampleRowIndices } from '../src/activations/cache-spectrum.js';
+import { completeCache } from '../src/activations/harvest.js';
+import { cacheSpectrum, computeCacheSpectrum, sampleCacheRows, sampleRowIndices } from '../src/activations/cache-spectrum.js';
 import { readManifest } from '../src/activations/manifest.js';
 import { activationSpectrum, covarianceDD, isDegenerate, symmetricEigenvalues } from '../src/activations/spectrum.js';
 import { gaussian, makeRng } from '../src/io/rng.js';
@@ -81,13 +82,14 @@ describe('activation spectrum', () => {
     expect(many).toEqual(one);
   });
 
-  it('is recorded in manifest.json and read back; older manifests get it computed on demand, unchanged on disk', () => {
+  it('is recorded in manifest.json when a cache is completed and read back; older manifests get it computed on demand, unchanged on disk', () => {
     const d = 16, x = anisotropic(1500, d, 4);
     const cache = writeRowsCache(join(dir, 'rec'), x, d, 500, 'h');
     const before = JSON.stringify(readManifest(cache));
     const onDemand = cacheSpectrum(cache);
     expect(JSON.stringify(readManifest(cache))).toBe(before);
-    const rec = recordCacheSpectrum(cache);
+    // completing a cache (a harvest, or the merge of its parts) records it
+    const rec = (completeCache(cache, readManifest(cache)) as { spectrum?: unknown }).spectrum;
     expect(rec).toEqual(onDemand);
     expect((readManifest(cache) as { spectrum?: unknown }).spectrum).toEqual(rec);
     expect(cacheSpectrum(cache)).toEqual(rec);

@@ -29,7 +29,7 @@ describe.skipIf(!adapter)('every stage on webgpu, against wasm', () => {
     r.backend = backend;
     Object.assign(r.harvest, { corpus: r.harvest.corpus.map((p: string) => resolve(p)), hooks: ['blocks.1.hook_resid_pre'], context_size: 32, tokens: 2048, shard_tokens: 1024, out: join(dir, 'cache') });
     Object.assign(r.train, {
-      d_sae: [64], seed: [0, 1], batch_size: 128, tokens: 2048, l1_warmup_tokens: 512, lr_warmup_tokens: 256, lr_decay_tokens: 512,
+      hook: 'blocks.1.hook_resid_pre', l1_coefficient: 5, d_sae: [64], seed: [0, 1], batch_size: 128, tokens: 2048, l1_warmup_tokens: 512, lr_warmup_tokens: 256, lr_decay_tokens: 512,
       checkpoint_every_tokens: 1024, shuffle_buffer_tokens: 1024, out: join(dir, backend, 'ck'),
     });
     // decoder_kl (a forward and backward through the model per step) on one run only: the slow one on lavapipe.

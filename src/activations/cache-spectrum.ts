@@ -7,7 +7,7 @@
 import { makeRng } from '../io/rng.js';
 import { readCacheShard } from './cache.js';
 import { existsSync } from 'node:fs';
-import { manifestPath, readManifest, writeManifest, type Manifest } from './manifest.js';
+import { manifestPath, readManifest, type Manifest } from './manifest.js';
 import { activationSpectrum, type SpectrumSummary } from './spectrum.js';
 
 /** A hook's spectrum with the cache it was measured on. */
@@ -63,14 +63,6 @@ export function computeCacheSpectrum(dir: string, manifest = readManifest(dir), 
   const hooks: Record<string, SpectrumSummary> = {};
   for (const h of manifest.hooks) hooks[h] = rows >= 2 ? activationSpectrum(acts[h], rows, manifest.d_in) : { top1: 1, top5: 1, top10: 1, effective_rank: 0, total_variance: 0, top_eigenvalues: [] };
   return { method: 'covariance of a seeded row sample', sample_rows: rows, seed, hooks };
-}
-
-/** Measures the finished cache's spectrum and records it in its manifest.json (atomically). */
-export function recordCacheSpectrum(dir: string): ManifestSpectrum {
-  const m = readManifest(dir);
-  const spectrum = computeCacheSpectrum(dir, m);
-  writeManifest(dir, { ...m, spectrum } as Manifest);
-  return spectrum;
 }
 
 /** The manifest's recorded spectrum, or (older caches, synth caches) one computed now and not written. */

@@ -130,8 +130,7 @@ export function mergeParts(dir: string, spec: HarvestSpec, records: PartRecord[]
     if (documents === undefined && (rec.exhausted || rec.range.end === spec.tokens)) documents = rec.documents;
     exhausted ||= rec.exhausted;
   }
-  const manifest = cacheManifest(records[0], spec, shards, documents ?? 0);
-  completeCache(dir, manifest);
+  const manifest = completeCache(dir, cacheManifest(records[0], spec, shards, documents ?? 0));
   removeParts(dir);
   return { manifest, exhausted };
 }

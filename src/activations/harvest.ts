@@ -20,6 +20,7 @@ import type { LoadedGpt2 } from '../model/load.js';
 import { gpt2Tokenizer } from '../model/tokenizer.js';
 import type { HarvestConfig } from '../recipe/schema.js';
 import { CREATED_BY } from '../version.js';
+import { computeCacheSpectrum } from './cache-spectrum.js';
 import { CACHE_FORMAT, manifestPath, readManifest, shardFileName, writeManifest, type Manifest } from './manifest.js';
 import { writeShard, type ShardRows } from './shard.js';
 
@@ -198,8 +199,7 @@ export interface RowsResult {
  */
 export async function runHarvest(model: LoadedGpt2, spec: HarvestSpec, dir: string, done: ShardEntry[], opts: HarvestRunOptions): Promise<HarvestResult> {
   const r = await harvestRows(model, spec, dir, done, { start: 0, end: spec.tokens, firstShard: 0 }, opts);
-  const manifest = cacheManifest(cacheModelInfo(model, spec), spec, r.shards, r.documents);
-  completeCache(dir, manifest);
+  const manifest = completeCache(dir, cacheManifest(cacheModelInfo(model, spec), spec, r.shards, r.documents));
   return { manifest, resumedRows: r.resumedRows, exhausted: r.exhausted };
 }
 
@@ -232,15 +232,19 @@ export function cacheManifest(info: { model: Manifest['model']; d_in: number }, 
 
 /**
  * The one place a cache is completed, by a one-process harvest or by the finishing pass over parts: every
- * shard is in `dir`; writes manifest.json (which marks the cache finished) and removes the progress file.
+ * shard is in `dir`; measures the activation spectrum from the shards (a seeded row sample, the same whatever
+ * the shards' split), writes manifest.json with it (which marks the cache finished) and removes the progress
+ * file. Returns the manifest as written.
  */
-export function completeCache(dir: string, manifest: Manifest): void {
-  writeManifest(dir, manifest);
+export function completeCache(dir: string, manifest: Manifest): Manifest {
+  const done = { ...manifest, spectrum: computeCacheSpectrum(dir, manifest) } as Manifest;
+  writeManifest(dir, done);
   try {
     rmSync(join(dir, PROGRESS_FILE), { force: true });
   } catch (err) {
     throw fsError(err, join(dir, PROGRESS_FILE), 'remove the progress file');
   }
+  return done;
 }
 
 /**

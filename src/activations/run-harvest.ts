@@ -5,7 +5,7 @@ import { formatPart, type Part } from '../parallel/split.js';
 import type { HarvestConfig } from '../recipe/schema.js';
 import type { StageUnits } from '../parallel/units.js';
 import { manifestPath, readManifest } from './manifest.js';
-import { recordCacheSpectrum } from './cache-spectrum.js';
+import { cacheSpectrum } from './cache-spectrum.js';
 import { logSpectrum } from './spectrum-log.js';
 import { UserError } from '../io/errors.js';
 import { readGpt2Config } from '../model/config.js';
@@ -55,7 +55,7 @@ export async function harvestFromRecipe(recipe: Recipe, opts: Pick<StageOptions,
   if (r.exhausted)
     warn(`harvest: the corpus ran out after ${r.manifest.tokens.toLocaleString('en-US')} tokens (${cfg.tokens.toLocaleString('en-US')} asked for); the cache holds what there was. Add text to harvest.corpus or lower harvest.tokens.`);
   info(`harvest: ${r.manifest.tokens.toLocaleString('en-US')} tokens × ${cfg.hooks.length} hook(s) (d_in ${r.manifest.d_in}) from ${r.manifest.corpus.documents} documents written to ${dir} in ${r.manifest.shards.length} shard(s).`);
-  logSpectrum('harvest', recordCacheSpectrum(dir).hooks);
+  logSpectrum('harvest', cacheSpectrum(dir).hooks);
 }
 
 type Proc = { foldLn: boolean; centerWritingWeights: boolean };
@@ -109,6 +109,7 @@ async function finishParts(modelRef: string, cfg: HarvestConfig, spec: HarvestSp
   if (exhausted)
     warn(`harvest: the corpus ran out after ${manifest.tokens.toLocaleString('en-US')} tokens (${cfg.tokens.toLocaleString('en-US')} asked for); the cache holds what there was. Add text to harvest.corpus or lower harvest.tokens.`);
   info(`harvest: ${count} parts merged: ${manifest.tokens.toLocaleString('en-US')} tokens × ${cfg.hooks.length} hook(s) (d_in ${manifest.d_in}) from ${manifest.corpus.documents} documents in ${dir} in ${manifest.shards.length} shard(s).`);
+  logSpectrum('harvest', cacheSpectrum(dir).hooks);
 }
 
 async function withModel(modelRef: string, proc: Proc, f: (m: Awaited<ReturnType<typeof loadGpt2>>) => Promise<void>): Promise<void> {

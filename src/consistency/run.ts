@@ -6,6 +6,7 @@ import { UserError, fsError } from '../io/errors.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { isCheckpoint, listCheckpoints, loadCheckpoint, readCfg, SPARSITY_FILE, WEIGHTS_FILE, weightsFileOf, type LoadOptions } from '../sae/checkpoint.js';
 import { resolveCheckpoints } from '../sae/sources.js';
+import { manifestPath } from '../activations/manifest.js';
 import { DEFAULT_MATCH } from './consistency.js';
 import { consistencyMarkdown } from './consistency-md.js';
 import { CONSISTENCY_FORMAT, type ConsistencyFile, type ConsistencyRun, type SeedPair, type SizePair } from './consistency-types.js';
@@ -95,8 +96,9 @@ function gatherRuns(recipe: Recipe, entries: readonly string[], opts: (dir: stri
 }
 
 function pairHash(kind: string, a: Input, b: Input, thresholds: readonly number[]): string {
-  // The chance baselines depend on the cache the runs were trained on.
-  const cache = { cache: b.cfg.cache ?? null, sha: b.cfg.cache_manifest_sha256 };
+  // The chance baselines depend on the cache the runs were trained on: its content (not its path, so that the
+  // same cache elsewhere gives the same hash) and whether it can still be read.
+  const cache = { sha: b.cfg.cache_manifest_sha256 ?? null, found: !!b.cfg.cache && existsSync(manifestPath(b.cfg.cache)) };
   return createHash('sha256').update(JSON.stringify({ kind, ALGORITHM, a: a.sha256, b: b.sha256, thresholds, match: { ...DEFAULT_MATCH }, child: CHILD_THRESHOLD, cache })).digest('hex');
 }
 

@@ -1,5 +1,4 @@
 import { basename } from 'node:path';
-import type { Recipe } from '../recipe/load.js';
 import { readCfg } from '../sae/checkpoint.js';
 import { balancedSplit, formatPart, type Part } from '../parallel/split.js';
 import type { StageUnits } from '../parallel/units.js';
