@@ -7,7 +7,7 @@
  * Then PyTorch's sweep of 4 on 2 threads (bench/torch_sae.py) for the ratio. Prints the load average before and
  * after each measurement: on a shared machine the 2-worker number means something only when a second core is free.
  *
- *   npm run build && npx vite-node bench/workers.ts [-- --steps 4 --workers 1,2 --skip-torch --only train]
+ *   npm run build && npx vite-node bench/workers.ts [-- --steps 4 --workers 1,2 --skip-torch --only train --backend wasm-pure]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +23,8 @@ const argOf = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : def;
 };
+/** --backend wasm (native BLAS matmuls, all cores per process) or wasm-pure (one thread per process). */
+const BACKEND = argOf('backend', 'wasm');
 const STEPS = Number(argOf('steps', '4'));
 const WORKERS = argOf('workers', '1,2').split(',').map(Number);
 const ONLY = argOf('only', 'train,harvest,eval').split(',');
@@ -53,10 +55,10 @@ function measure(what: string, stage: string, recipe: string, work: number, unit
 }
 
 try {
-  console.log(`bench:workers on ${availableParallelism()} cores, ${new Date().toISOString()}, load ${load()}; backend wasm; wall time of the whole command`);
+  console.log(`bench:workers on ${availableParallelism()} cores, ${new Date().toISOString()}, load ${load()}; backend ${BACKEND}; wall time of the whole command`);
   if (ONLY.includes('train')) {
     const B = 1024, tokens = STEPS * B;
-    writeFileSync(join(dir, 'train.yaml'), `name: bench\nbackend: wasm\nsynth:\n  d_in: 768\n  n_features: 8192\n  active_features: 32\n  tokens: ${Math.max(16384, tokens)}\n  out: cache\n` +
+    writeFileSync(join(dir, 'train.yaml'), `name: bench\nbackend: ${BACKEND}\nsynth:\n  d_in: 768\n  n_features: 8192\n  active_features: 32\n  tokens: ${Math.max(16384, tokens)}\n  out: cache\n` +
       `train:\n  cache: cache\n  d_sae: 4096\n  seed: [0, 1, 2, 3]\n  batch_size: ${B}\n  tokens: ${tokens}\n  shuffle_buffer_tokens: 8192\n  out: ck\n`);
     timed(['synth', 'train.yaml']);
     measure(`train: 4 SAEs × ${STEPS} steps`, 'train', 'train.yaml', 4 * tokens, 'SAE-tok/s');
@@ -69,7 +71,7 @@ try {
     const text = Array.from({ length: 40_000 }, () => words[(s = (s * 48271) % 2147483647) % words.length]).join(' ');
     writeFileSync(join(dir, 'corpus.txt'), text);
     const hTokens = 8 * 128 * 2;
-    writeFileSync(join(dir, 'gpt2.yaml'), `name: bench2\nmodel: gpt2s\nbackend: wasm\nharvest:\n  corpus: [corpus.txt]\n  hooks: [blocks.6.hook_resid_pre]\n  tokens: ${hTokens}\n  shard_tokens: 1024\n  out: hcache\n` +
+    writeFileSync(join(dir, 'gpt2.yaml'), `name: bench2\nmodel: gpt2s\nbackend: ${BACKEND}\nharvest:\n  corpus: [corpus.txt]\n  hooks: [blocks.6.hook_resid_pre]\n  tokens: ${hTokens}\n  shard_tokens: 1024\n  out: hcache\n` +
       `eval:\n  corpus: [corpus.txt]\n  tokens: 1024\n  checkpoints: [e/a, e/b]\n  prompts: []\n  topk: []\n  drop_lowest: []\n  out: eout\n`);
     for (const [k, name] of ['a', 'b'].entries())
       saveCheckpoint(join(dir, 'e', name), {
