@@ -21,20 +21,13 @@ import { gpt2Forward } from '../src/model/gpt2.js';
 import { gpt2Tokenizer } from '../src/model/tokenizer.js';
 import { disposeParams, randomGpt2Weights, toParams, type Gpt2Model } from '../src/model/weights.js';
 import { disposeTensors, toTensors } from '../src/sae/forward.js';
+import { medianSeconds } from './timing.js';
 
 const REPS = Number(process.env.REPS ?? 3), D = 768, D_SAE = Number(process.env.D_SAE ?? 6144);
 const HOOK = 'blocks.6.hook_resid_pre';
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function time(label: string, fn: () => Promise<void>): Promise<number> {
-  await fn(); // warm-up
-  const ts: number[] = [];
-  for (let i = 0; i < REPS; i++) {
-    const t0 = performance.now();
-    await fn();
-    ts.push((performance.now() - t0) / 1000);
-  }
-  const m = median(ts);
+  const m = await medianSeconds(fn, REPS);
   console.log(`${label.padEnd(70)} median ${(m * 1000).toFixed(0).padStart(6)} ms (${REPS} reps)`);
   return m;
 }

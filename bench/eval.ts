@@ -20,6 +20,7 @@ import { disposeParams, randomGpt2Weights, toParams, type Gpt2Model } from '../s
 import { disposeTensors, toTensors } from '../src/sae/forward.js';
 import { saeHookFn } from '../src/eval/sae_hook.js';
 import type { SaeWeights } from '../src/sae/weights.js';
+import { medianSeconds } from './timing.js';
 
 const T = 128, B = Number(process.env.BATCH ?? 8), REPS = Number(process.env.REPS ?? 3);
 const D = 768, D_SAE = Number(process.env.D_SAE ?? 6144);
@@ -35,17 +36,9 @@ function randomSae(seed: number): SaeWeights {
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function time(label: string, fn: () => Promise<void>, tokens = TOKENS): Promise<number> {
-  await fn(); // warm-up
-  const ts: number[] = [];
-  for (let i = 0; i < REPS; i++) {
-    const t0 = performance.now();
-    await fn();
-    ts.push((performance.now() - t0) / 1000);
-  }
-  const m = median(ts);
+  const m = await medianSeconds(fn, REPS);
   console.log(`${label.padEnd(58)} ${(tokens / m).toFixed(0).padStart(6)} tokens/s  (median ${m.toFixed(2)} s for ${tokens} tokens, ${REPS} reps)`);
   return m;
 }

@@ -22,6 +22,7 @@ import { klLossAndGrad, type KlSplice, type WindowBatch } from '../src/finetune/
 import { disposeUnembed, prepareUnembed } from '../src/finetune/kl.js';
 import { parseGpt2Config } from '../src/model/config.js';
 import { disposeParams, randomGpt2Weights, toParams } from '../src/model/weights.js';
+import { medianSeconds } from './timing.js';
 
 const D_IN = 768, D_SAE = Number(process.env.D_SAE ?? 4096), BATCH = 1024;
 const REPS = Number(process.env.REPS ?? 5);
@@ -38,21 +39,10 @@ function randomSae(rng: () => number): SaeWeights {
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 /** Median seconds per call (after a warm-up call); prints tokens/s for `tokens` per call. */
 async function time(label: string, fn: () => Promise<void>, tokens = BATCH, reps = REPS): Promise<number> {
-  await fn(); // warm-up
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t = performance.now();
-    await fn();
-    ts.push((performance.now() - t) / 1000);
-  }
-  const m = median(ts);
+  const m = await medianSeconds(fn, reps);
   console.log(`${label.padEnd(40)} ${(tokens / m).toFixed(0).padStart(6)} tokens/s  (median ${(m * 1000).toFixed(0)} ms/step of ${tokens} tokens, ${reps} reps)`);
   return m;
 }

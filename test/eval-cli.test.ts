@@ -7,7 +7,7 @@ import type { AllAtOnce, Correlation, RunMetrics, Summary } from '../src/eval/ty
 import { useTestBackend } from './helpers/backend.js';
 import { runMain } from './helpers/main-cli.js';
 import { writeCache, writeRun } from './helpers/finetune-fixture.js';
-import { identitySae, randomSae } from './helpers/hand-saes.js';
+import { identitySae, randomSae, writeEvalCheckpoints } from './helpers/hand-saes.js';
 import { tmpDir } from './helpers/tmp.js';
 import { writeTinyModel } from './helpers/tiny-model.js';
 
@@ -48,11 +48,7 @@ const json = <T>(p: string): T => JSON.parse(readFileSync(p, 'utf8')) as T;
 beforeAll(async () => {
   await useTestBackend();
   writeFileSync(corpus, TEXT);
-  writeRun(join(ckRoot, 'pre1-id'), identitySae(D), 'blocks.1.hook_resid_pre', { d_sae: 2 * D, model_name: 'tiny', seed: 0 });
-  writeRun(join(ckRoot, 'post0-rand'), randomSae(D, 48, 7), 'blocks.0.hook_resid_post', { d_sae: 48, model_name: 'tiny', seed: 0 });
-  writeRun(join(ckRoot, 'pre1-rand'), randomSae(D, 48, 8), 'blocks.1.hook_resid_pre', { d_sae: 48, model_name: 'tiny', seed: 0 });
-  writeRun(join(ckRoot, 'pre1-rand', 'finetuned-scale'), randomSae(D, 48, 8), 'blocks.1.hook_resid_pre',
-    { d_sae: 48, model_name: 'tiny', seed: 0, parent: join(ckRoot, 'pre1-rand'), finetune_method: 'scale' });
+  writeEvalCheckpoints(ckRoot, D);
 });
 
 describe('sae-train eval end to end', () => {

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestBackend } from './helpers/backend.js';
 import { runMain } from './helpers/main-cli.js';
 import { writeRun } from './helpers/finetune-fixture.js';
-import { identitySae, randomSae } from './helpers/hand-saes.js';
+import { identitySae, writeEvalCheckpoints } from './helpers/hand-saes.js';
 import { tmpDir } from './helpers/tmp.js';
 import { writeTinyModel } from './helpers/tiny-model.js';
 
@@ -44,11 +44,7 @@ function tree(dir: string): Map<string, Buffer> {
 beforeAll(async () => {
   await useTestBackend();
   writeFileSync(corpus, TEXT);
-  writeRun(join(ckRoot, 'pre1-id'), identitySae(D), 'blocks.1.hook_resid_pre', { d_sae: 2 * D, model_name: 'tiny', seed: 0 });
-  writeRun(join(ckRoot, 'post0-rand'), randomSae(D, 48, 7), 'blocks.0.hook_resid_post', { d_sae: 48, model_name: 'tiny', seed: 0 });
-  writeRun(join(ckRoot, 'pre1-rand'), randomSae(D, 48, 8), 'blocks.1.hook_resid_pre', { d_sae: 48, model_name: 'tiny', seed: 0 });
-  writeRun(join(ckRoot, 'pre1-rand', 'finetuned-scale'), randomSae(D, 48, 9), 'blocks.1.hook_resid_pre',
-    { d_sae: 48, model_name: 'tiny', seed: 0, parent: join(ckRoot, 'pre1-rand'), finetune_method: 'scale' });
+  writeEvalCheckpoints(ckRoot, D, 9);
 });
 
 describe('eval --part', () => {

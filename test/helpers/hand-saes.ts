@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import seedrandom from 'seedrandom';
+import { writeRun } from './finetune-fixture.js';
 import type { SaeWeights } from '../../src/sae/weights.js';
 
 /**
@@ -45,4 +47,16 @@ export function randomWindows(count: number, T: number, vocab: number, seed: num
     if (bos !== undefined) w[0] = bos;
     return w;
   });
+}
+
+/**
+ * The eval tests' checkpoint set under `root` for a model of width d: an identity SAE and a random one at
+ * blocks.1.hook_resid_pre, a random one at blocks.0.hook_resid_post, and a `scale` finetune of the first random one.
+ */
+export function writeEvalCheckpoints(root: string, d: number, finetuneSeed = 8): void {
+  writeRun(join(root, 'pre1-id'), identitySae(d), 'blocks.1.hook_resid_pre', { d_sae: 2 * d, model_name: 'tiny', seed: 0 });
+  writeRun(join(root, 'post0-rand'), randomSae(d, 48, 7), 'blocks.0.hook_resid_post', { d_sae: 48, model_name: 'tiny', seed: 0 });
+  writeRun(join(root, 'pre1-rand'), randomSae(d, 48, 8), 'blocks.1.hook_resid_pre', { d_sae: 48, model_name: 'tiny', seed: 0 });
+  writeRun(join(root, 'pre1-rand', 'finetuned-scale'), randomSae(d, 48, finetuneSeed), 'blocks.1.hook_resid_pre',
+    { d_sae: 48, model_name: 'tiny', seed: 0, parent: join(root, 'pre1-rand'), finetune_method: 'scale' });
 }
