@@ -18,6 +18,13 @@ export interface TrainingRecord {
   data: { source: string; split: string; addresses: number; corpus_tokens: number; windows: number; epochs: number };
   machine: { cpu: string; cores: number; node: string; backend: string };
   finished: string;
+  /** A run continued from a saved model (train-model --init): that model's folder and its own training record. */
+  init?: { from: string; training: TrainingRecord | null };
+}
+
+/** The stages of training, oldest first: a run from --init follows the stages of the model it started from. */
+export function trainingStages(t: TrainingRecord): TrainingRecord[] {
+  return [...(t.init?.training ? trainingStages(t.init.training) : []), t];
 }
 
 /** eval.json, as scripts/eval-model.ts writes it. */
@@ -35,6 +42,7 @@ export interface EvalRecord {
 }
 
 import { DEGENERATE_TOP5, type SpectrumSummary } from '../src/activations/spectrum.js';
+import { trainModelFlags } from './train-model-settings.js';
 
 /** The card's spectrum rows, as test/embedded-model.test.ts reads them back: hook → top-5 share. */
 export function parseSpectrumTop5(card: string): Record<string, number> {
@@ -72,20 +80,66 @@ function curveTable(csv: string): string {
   const cols = head.split(',');
   const rows = lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i], v])));
   const shown = rows.filter((r) => r.heldout_ce !== '');
-  const out = ['| step | tokens | train loss (mean of the last 10 steps) | held-out CE (monitoring windows) | lr |', '|---:|---:|---:|---:|---:|'];
-  for (const r of shown) out.push(`| ${r.step} | ${int(Number(r.tokens))} | ${r.train_loss || '–'} | ${r.heldout_ce} | ${r.lr} |`);
+  const staged = cols.includes('stage');
+  const out = [`|${staged ? ' stage |' : ''} step | tokens | train loss (mean of the last 10 steps) | held-out CE (monitoring windows) | lr |`, `|${staged ? '---:|' : ''}---:|---:|---:|---:|---:|`];
+  for (const r of shown) out.push(`|${staged ? ` ${r.stage} |` : ''} ${r.step} | ${int(Number(r.tokens))} | ${r.train_loss || '–'} | ${r.heldout_ce} | ${r.lr} |`);
   return out.join('\n');
+}
+
+const min = (x: number) => `${(x / 60).toFixed(0)} min`;
+
+/** One stage's rows of the training table. */
+function stageRows(t: TrainingRecord): Record<string, string> {
+  const s = t.settings;
+  return {
+    'starts from': t.init ? `the weights of stage ${trainingStages(t).length - 1} (fresh Adam state and schedule)` : `random initialisation (seed ${s.seed})`,
+    steps: `${int(t.steps)} of ${s.batch} windows × ${s.n_positions} tokens`,
+    'tokens seen': `${int(t.tokens)} (${int(t.predicted_tokens)} predicted positions; ${t.data.epochs} epochs of the training split)`,
+    optimizer: `Adam (β ${s.beta1}, ${s.beta2}; ε ${s.eps}), peak lr ${s.lr}, ${s.warmup_steps} warm-up steps, cosine decay to ${s.min_lr_ratio}×, gradient clipping at norm ${s.grad_clip}, no weight decay, batch order seed ${s.seed}`,
+    loss: s.unembed_subset
+      ? 'next-token cross-entropy, softmax over the token ids of the training split plus one rest logit for the other rows (their Gaussian moment-generating function; `src/model/train-vocab.ts`), fused gradient'
+      : 'next-token cross-entropy over all 50,257 tokens (softmax gradient fused, `src/model/train-lm.ts`)',
+    'final training loss': `${f(t.final_train_loss)} nats (${t.final_train_loss_steps})`,
+    'final held-out CE (monitor)': t.final_monitor_heldout_ce === null ? '–' : f(t.final_monitor_heldout_ce),
+    machine: `${t.machine.cpu}, ${t.machine.cores} cores shared with other work; Node ${t.machine.node}; tfjs ${t.machine.backend}`,
+    'wall time': `${min(t.wall_time_s)} of training loop, monitor and checkpoints included (${int(t.tokens_per_s)} tokens/s)`,
+  };
+}
+
+function trainingTable(t: TrainingRecord): string {
+  const stages = trainingStages(t).map(stageRows);
+  if (stages.length === 1) return ['| | |', '|---|---|', ...Object.entries(stages[0]).map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
+  const head = `| | ${stages.map((_, i) => `stage ${i + 1}`).join(' | ')} |`;
+  const keys = Object.keys(stages[0]);
+  return [head, `|---|${stages.map(() => '---').join('|')}|`, ...keys.map((k) => `| ${k} | ${stages.map((r) => r[k]).join(' | ')} |`)].join('\n');
+}
+
+/** The train-model command of every stage, each in its own work folder, the last writing models/gpt2-sotu. */
+function reproduceCommands(t: TrainingRecord): string {
+  const st = trainingStages(t);
+  return st.map((x, i) => {
+    const out = i === st.length - 1 ? 'models/gpt2-sotu' : `.model-work/stage${i + 1}/out`;
+    const flags = [...trainModelFlags(x.settings), ...(i > 0 ? [`--init .model-work/stage${i}/out`] : []), `--work .model-work/stage${i + 1}`, `--out ${out}`];
+    return `npm run train:model -- ${flags.join(' ')}    # stage ${i + 1}, ~${min(x.wall_time_s)} here`;
+  }).join('\n');
+}
+
+function stagesTotal(t: TrainingRecord): string {
+  const st = trainingStages(t);
+  if (st.length === 1) return '';
+  const tokens = st.reduce((a, x) => a + x.tokens, 0), wall = st.reduce((a, x) => a + x.wall_time_s, 0);
+  return `\nIn all: ${int(tokens)} tokens (${+(st.reduce((a, x) => a + x.data.epochs, 0)).toFixed(3)} epochs) in ${min(wall)} of training loop.
+Stage ${st.length} was run with \`--init\` from the stage-${st.length - 1} model, once faster matmuls (native BLAS) made more training affordable.\n`;
 }
 
 export function renderModelCard(t: TrainingRecord, e: EvalRecord, curveCsv: string): string {
   const s = t.settings;
-  const min = (x: number) => `${(x / 60).toFixed(0)} min`;
   return `# gpt2-sotu: a small GPT-2 trained on State of the Union addresses
 
 The model that ships with sae-train, so that the quickstart (\`npx sae-train recipes/quickstart.yaml\`) runs on a fresh
 clone without downloading anything. It is a GPT-2 in architecture and format (Hugging Face \`config.json\` +
 \`model.safetensors\`, GPT-2's tokenizer and 50,257-token vocabulary), trained from scratch by
-\`scripts/train-model.ts\` with this project's own GPT-2 forward (\`src/model/gpt2.ts\`) and tfjs autodiff, on one CPU core.
+\`scripts/train-model.ts\` with this project's own GPT-2 forward (\`src/model/gpt2.ts\`) and tfjs autodiff, on a 2-core CPU.
 It is tiny and briefly trained: a realistic stand-in for SAE experiments, not a useful language model.
 
 ## Model
@@ -108,18 +162,10 @@ ending in 5 are held out (${e.heldout.addresses} addresses); the model trained o
 
 ## Training
 
-| | |
-|---|---|
-| steps | ${int(t.steps)} of ${s.batch} windows × ${s.n_positions} tokens |
-| tokens seen | ${int(t.tokens)} (${int(t.predicted_tokens)} predicted positions; ${t.data.epochs} epochs of the training split) |
-| optimizer | Adam (β ${s.beta1}, ${s.beta2}; ε ${s.eps}), peak lr ${s.lr}, ${s.warmup_steps} warm-up steps, cosine decay to ${s.min_lr_ratio}× , gradient clipping at norm ${s.grad_clip}, no weight decay, seed ${s.seed} |
-| loss | ${s.unembed_subset ? 'next-token cross-entropy, softmax over the token ids of the training split plus one rest logit for the other rows (their Gaussian moment-generating function; \`src/model/train-vocab.ts\`), fused gradient' : 'next-token cross-entropy over all 50,257 tokens (softmax gradient fused, \`src/model/train-lm.ts\`)'} |
-| final training loss | ${f(t.final_train_loss)} nats (${t.final_train_loss_steps}) |
-| machine | ${t.machine.cpu}, ${t.machine.cores} cores shared with other work, one core used; Node ${t.machine.node}; tfjs ${t.machine.backend} |
-| wall time | ${min(t.wall_time_s)} of training loop, monitor and checkpoints included (${int(t.tokens_per_s)} tokens/s) |
-
+${trainingTable(t)}
+${stagesTotal(t)}
 Loss curve (every row of \`loss_curve.csv\`, which has one row per 10 steps, where the held-out monitor was measured;
-the monitor is ${s.monitor_windows} windows spread over the held-out split, used for nothing but this table):
+the monitor is ${s.monitor_windows} windows spread over the held-out split, used for nothing but this table${trainingStages(t).length > 1 ? '; step counts within a stage, tokens from the start of stage 1' : ''}):
 
 ${curveTable(curveCsv)}
 
@@ -150,11 +196,12 @@ Greedy continuation (${e.sample.decoding}):
 
 \`\`\`sh
 npm ci
-npm run train:model     # ~${min(t.wall_time_s)} here; resumable: interrupt and run again to continue; -- --fresh starts over
+${reproduceCommands(t)}
 npm run eval:model      # held-out CE, eval.json and this card (~${min(e.eval_wall_time_s)})
 \`\`\`
-Settings are \`DEFAULTS\` in \`scripts/train-model.ts\`; \`training.json\` records the ones used. Initialisation and
-batch order are seeded, so a rerun on the wasm backend retraces this curve (an interrupted and resumed run was checked
-to reproduce an uninterrupted one exactly); other backends differ in floating-point rounding.
+Each command is resumable: interrupt it and run it again to continue (\`--fresh\` starts its stage over). Settings
+not given are \`DEFAULTS\` in \`scripts/train-model-settings.ts\`; \`training.json\` records the ones used.
+Initialisation and batch order are seeded, so a rerun on the backend a stage names retraces its curve (an interrupted
+and resumed run was checked to reproduce an uninterrupted one exactly); other backends differ in floating-point rounding.
 `;
 }

@@ -13,7 +13,7 @@
  * scripts/eval-model.ts for the held-out CE and the model card.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,36 +30,7 @@ import { hasLmState, loadLmTensors, removeLmState, readLmStateJson, runDifferenc
 import { namedParams, paramsToWeights, randomGpt2Weights, toParams, type Gpt2Model } from '../src/model/weights.js';
 import { SOTU_PACKAGE, sotuPackage } from './sotu.js';
 import { splitWindows, windowAt, type SplitWindows } from './sotu-windows.js';
-
-/** Every setting of the run (each may be given as --name value). */
-const DEFAULTS = {
-  n_layer: 4,
-  n_head: 4,
-  n_embd: 128,
-  n_positions: 128,
-  /** Windows per optimizer step (each n_positions tokens, BOS first). */
-  batch: 8,
-  /** Token budget (batch × n_positions per step). */
-  tokens: 327_680,
-  lr: 2e-3,
-  warmup_steps: 20,
-  min_lr_ratio: 0.1,
-  beta1: 0.9,
-  beta2: 0.95,
-  eps: 1e-8,
-  grad_clip: 1,
-  seed: 0,
-  /** 1: softmax over the training split's token ids plus one rest logit (src/model/train-vocab.ts); 0: all 50,257. */
-  unembed_subset: 1,
-  /** Held-out monitoring windows (evenly spaced over the held-out split) and how often to measure them. */
-  monitor_windows: 32,
-  monitor_every: 40,
-  log_every: 10,
-  checkpoint_every_s: 300,
-};
-type Settings = typeof DEFAULTS;
-/** Settings that do not change what is trained (a resumed run may change them). */
-const NON_IDENTITY: (keyof Settings)[] = ['log_every', 'checkpoint_every_s'];
+import { DEFAULTS, NON_IDENTITY, type Settings } from './train-model-settings.js';
 
 function parseSettings(argv: string[]): { s: Settings; fresh: boolean; work: string; out: string; backend: BackendChoice; init?: string } {
   const options = Object.fromEntries(Object.keys(DEFAULTS).map((k) => [k, { type: 'string' as const }]));
@@ -106,9 +77,22 @@ async function monitorCe(model: Gpt2Model, w: SplitWindows, idx: readonly number
   return sum / idx.length;
 }
 
-function curveCsv(rows: readonly LmCurveRow[]): string {
-  const head = 'step,tokens,train_loss,heldout_ce,lr,elapsed_s';
-  return [head, ...rows.map((r) => [r.step, r.tokens, r.train_loss === null ? '' : r.train_loss.toFixed(4), r.heldout_ce === null ? '' : r.heldout_ce.toFixed(4), r.lr.toExponential(3), r.elapsed_s.toFixed(0)].join(','))].join('\n') + '\n';
+const CURVE_HEAD = 'step,tokens,train_loss,heldout_ce,lr,elapsed_s,stage';
+
+/**
+ * loss_curve.csv. A run from --init continues the curve of the model it started from (`prior`, that model's
+ * loss_curve.csv) as the next stage: step and elapsed_s count within a stage, tokens from the start of stage 1.
+ */
+function curveCsv(rows: readonly LmCurveRow[], prior?: string): string {
+  const priorRows = prior ? prior.trim().split('\n').slice(1).map((l) => l.split(',')) : [];
+  const priorHasStage = !!prior && prior.split('\n')[0].split(',').length >= 7;
+  const before = priorRows.map((r) => (priorHasStage ? r : [...r.slice(0, 6), '1']).join(','));
+  const stage = priorRows.length ? Math.max(...before.map((l) => Number(l.split(',')[6]))) + 1 : 1;
+  const offset = priorRows.length ? Number(priorRows[priorRows.length - 1][1]) : 0;
+  // Step 0 of a continued run monitors the weights it starts from: the prior curve's last row already has them.
+  const own = rows.filter((r) => !(priorRows.length && r.step === 0));
+  const lines = own.map((r) => [r.step, r.tokens + offset, r.train_loss === null ? '' : r.train_loss.toFixed(4), r.heldout_ce === null ? '' : r.heldout_ce.toFixed(4), r.lr.toExponential(3), r.elapsed_s.toFixed(0), stage].join(','));
+  return [CURVE_HEAD, ...before, ...lines].join('\n') + '\n';
 }
 
 /** --init: continue from a saved model of the same shape (its weights only; the schedule starts over). */
@@ -132,6 +116,9 @@ async function main(): Promise<void> {
     totalSteps: Math.ceil(s.tokens / stepTokens), warmupSteps: s.warmup_steps, minLrRatio: s.min_lr_ratio,
   };
   const id = identity(s, init);
+  // Read now: --out may be the --init folder, whose training.json the record below replaces.
+  const initRecord = init && existsSync(join(init, 'training.json')) ? JSON.parse(readFileSync(join(init, 'training.json'), 'utf8')) : undefined;
+  const initCurve = init && existsSync(join(init, 'loss_curve.csv')) ? readFileSync(join(init, 'loss_curve.csv'), 'utf8') : undefined;
 
   console.log('tokenizing the SOTU splits (cached in the work folder after the first run)…');
   const train = splitWindows('train', s.n_positions, work);
@@ -210,10 +197,12 @@ async function main(): Promise<void> {
   // Finished: the model in Hugging Face layout (float16), its curve and its training record.
   const weights = await paramsToWeights(model.params);
   writeGpt2Folder(out, config, weights, { dtype: 'F16' });
-  writeFileAtomic(join(out, 'loss_curve.csv'), curveCsv(curve));
+  writeFileAtomic(join(out, 'loss_curve.csv'), curveCsv(curve, initCurve));
   const tail = curve.filter((c) => c.step > 0).slice(-5);
   const record = {
     settings: s,
+    // A continued run: the weights it started from, and how those were trained (the schedule started over).
+    ...(init ? { init: { from: init, training: initRecord ?? null } } : {}),
     parameters: nParams,
     steps: step,
     tokens: step * stepTokens,

@@ -95,7 +95,7 @@ describe('imported SAEs in finetune (encoder frozen: threshold and k included)',
         expect(Array.from(child.weights.W_dec)).not.toEqual(Array.from(parent.weights.W_dec));
         const rep = json<FinetuneReport>(join(sl(n), `finetuned-${m}`, 'finetune.json'));
         expect(rep.after.l0, `${n} ${m}`).toBe(rep.before.l0);
-        expect(rep.after.mse, `${n} ${m}`).toBeLessThan(rep.before.mse);
+        expect(rep.after.mse, `${n} ${m}`).toBeLessThan(rep.before.mse as number);
       }
   });
 

@@ -169,7 +169,7 @@ describe.runIf(addon)('the wasm backend\'s BatchMatMul through the BLAS', () => 
   /** C from the native and the stock kernel for random a, b of these shapes; their errors against float64. */
   function both(aShape: number[], bShape: number[], ta: boolean, tb: boolean, samples?: number) {
     const a = randn(aShape.reduce((p, x) => p * x, 1), `a/${aShape}`), b = randn(bShape.reduce((p, x) => p * x, 1), `b/${bShape}`);
-    const run = () => tf.tidy(() => tf.matMul(tf.tensor(a, aShape) as tf.Tensor3D, tf.tensor(b, bShape) as tf.Tensor3D, ta, tb));
+    const run = () => tf.tidy(() => tf.matMul(tf.tensor(a, aShape as [number, number, number]) as tf.Tensor3D, tf.tensor(b, bShape as [number, number, number]) as tf.Tensor3D, ta, tb));
     enableNativeMatMul();
     const before = tf.memory().numTensors;
     const cn = run();

@@ -33,7 +33,7 @@ describe('unembedding over the corpus token ids + one rest logit', () => {
     let num = 0, den = 0;
     for (let i = 0; i < b.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
     expect(Math.sqrt(num / den)).toBeLessThan(0.05);
-    const gw = sub.grads[m.params.wte.name].dataSync();
+    const gw = sub.grads[(m.params.wte as tf.Variable).name].dataSync();
     for (let v = 0; v < V; v++) if (vocab.index[v] < 0) for (let k = 0; k < config.n_embd; k++) expect(gw[v * config.n_embd + k]).toBe(0);
     tf.dispose([full.value, sub.value, ...Object.values(full.grads), ...Object.values(sub.grads)]);
     disposeParams(m.params);
