@@ -197,7 +197,7 @@ Greedy continuation (${e.sample.decoding}):
 \`\`\`sh
 npm ci
 ${reproduceCommands(t)}
-npm run eval:model      # held-out CE, eval.json and this card (~${min(e.eval_wall_time_s)})
+npm run eval:model -- --work .model-work/stage${trainingStages(t).length}    # held-out CE, eval.json and this card (~${min(e.eval_wall_time_s)})
 \`\`\`
 Each command is resumable: interrupt it and run it again to continue (\`--fresh\` starts its stage over). Settings
 not given are \`DEFAULTS\` in \`scripts/train-model-settings.ts\`; \`training.json\` records the ones used.
