@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { deviceLimits, saeSweepTrainBytes } from '../src/backend/memory.js';
 import { initBackend } from '../src/backend/picker.js';
 import { isSoftwareAdapter, type AdapterRecord } from '../src/backend/webgpu.js';
+import { mayHaveHardwareGpu } from '../src/backend/gpu-nodes.js';
 import { UserError } from '../src/io/errors.js';
 import { memoryChunks } from '../src/train/passes.js';
 import { gaussian, makeRng } from '../src/io/rng.js';
@@ -31,6 +32,15 @@ describe('webgpu adapter classification', () => {
     expect(isSoftwareAdapter({ ...base, vendor: 'mesa', architecture: 'software', device: 'llvmpipe (LLVM 15.0.6, 256 bits)' })).toBe(true);
     expect(isSoftwareAdapter({ ...base, vendor: 'google', device: 'SwiftShader Device (Subzero)' })).toBe(true);
     expect(isSoftwareAdapter({ ...base, vendor: 'amd', isFallbackAdapter: true })).toBe(true);
+  });
+  it('auto probes Dawn on Linux only where a GPU device node exists (no stderr noise from a software driver)', () => {
+    const fs = (tree: Record<string, string[]>) => (dir: string) => tree[dir] ?? [];
+    expect(mayHaveHardwareGpu('linux', fs({ '/dev': ['null', 'zero', 'shm'] }))).toBe(false);
+    expect(mayHaveHardwareGpu('linux', fs({ '/dev/dri': ['card0'], '/dev': ['dri'] }))).toBe(false); // display only
+    expect(mayHaveHardwareGpu('linux', fs({ '/dev/dri': ['card0', 'renderD128'] }))).toBe(true);
+    expect(mayHaveHardwareGpu('linux', fs({ '/dev': ['nvidiactl', 'nvidia0', 'nvidia-uvm'] }))).toBe(true);
+    expect(mayHaveHardwareGpu('linux', fs({ '/dev': ['nvidiactl', 'nvidia-uvm'] }))).toBe(false);
+    expect(mayHaveHardwareGpu('darwin', fs({}))).toBe(true);
   });
 });
 

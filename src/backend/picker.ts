@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../io/errors.js';
+import { mayHaveHardwareGpu } from './gpu-nodes.js';
 import { describeAdapter, initWebGpu, VULKAN_HINT, type AdapterRecord } from './webgpu.js';
 import { warn } from '../ui/log.js';
 import { disableNativeMatMul, enableNativeMatMul } from './native-blas.js';
@@ -93,7 +94,7 @@ async function useCpu(): Promise<BackendInfo> {
 
 /**
  * Picks the tensor backend, for `auto` in this order: tfjs-node-gpu (only on a GPU),
- * webgpu (only on a hardware adapter), tfjs-node, wasm, cpu;
+ * webgpu (only on a hardware adapter; not probed on Linux without a GPU device node), tfjs-node, wasm, cpu;
  * an explicit choice that cannot load is an error naming what to install.
  * Idempotent: a second call with the same choice returns the backend already set.
  */
@@ -120,7 +121,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       info = await useCpu();
       break;
     case 'auto':
-      info = (await tryTensorflowGpu()) ?? (await tryWebGpu(false)) ?? (await tryTensorflow()) ?? (await tryWasm(true)) ?? (await useCpu());
+      info = (await tryTensorflowGpu()) ?? (mayHaveHardwareGpu() ? await tryWebGpu(false) : undefined) ?? (await tryTensorflow()) ?? (await tryWasm(true)) ?? (await useCpu());
       break;
     default:
       throw new UserError(`unknown backend "${choice as string}": choose one of ${BACKENDS.join(', ')}.`);

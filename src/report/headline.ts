@@ -52,7 +52,8 @@ export function atAGlance(inp: ReportInputs): Section {
       const m = p.chance?.scores.mmcs;
       const verdict = !m ? 'unknown' : m.above_chance >= AGREE_MARGIN ? '**yes**' : `**no** (within ${AGREE_MARGIN} of chance)`;
       const mf = p.chance?.scores[`matched_fraction@${mid}`];
-      lines.push(`- ${p.hook} d${p.d_sae}, seeds ${p.seeds.join(' vs ')}: ${verdict}. MMCS ${chanceText(p.chance)}` +
+      const l1 = inp.runs.find((r) => r.run === p.a)?.l1_coefficient; // what else tells the pairs of a sweep apart
+      lines.push(`- ${p.hook} d${p.d_sae}${l1 == null ? '' : `, l1 ${l1}`}, seeds ${p.seeds.join(' vs ')}: ${verdict}. MMCS ${chanceText(p.chance)}` +
         (mf ? `; matched ≥${mid} ${pct(mf.raw)} vs null ${pct(mf.null)} / init ${pct(mf.init)}` : ''));
     }
   } else lines.push('', `Seed agreement: ${c ? 'no two runs differ only in seed.' : inp.absent.consistency ?? 'no consistency results.'}`);
