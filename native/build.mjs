@@ -58,7 +58,7 @@ if (!link) skip('OpenBLAS not found (no libopenblas.so for the linker)');
 
 mkdirSync(dirname(out), { recursive: true });
 const tmp = `${out}.tmp-${process.pid}`;
-const args = ['-O2', '-std=c11', '-shared', '-fPIC', '-Wall', '-I', headers, join(here, 'sae_blas.c'), '-o', tmp, ...link];
+const args = ['-O2', '-std=c11', '-shared', '-fPIC', '-pthread', '-Wall', '-I', headers, join(here, 'sae_blas.c'), '-o', tmp, ...link];
 const r = spawnSync(cc, args, { encoding: 'utf8' });
 writeFileSync(log, `${cc} ${args.join(' ')}\n${r.stdout ?? ''}${r.stderr ?? ''}`);
 if (r.status !== 0) {

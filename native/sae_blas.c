@@ -6,27 +6,30 @@
  *   of X (an ArrayBuffer or a typed array; a typed array's own byteOffset is added). A stride of 0 reuses the same matrix
  *   (broadcasting). Zero-copy: the BLAS reads and writes the given memory. Every matrix's extent is checked against its
  *   buffer first, so bad arguments throw a RangeError instead of touching memory outside it.
- * setNumThreads(n), getNumThreads(), info() → { name, version, config, core }
+ * setNumThreads(n), getNumThreads(): the threads that share a product's tiles (run_tiles: results do not depend on them).
+ * info() → { name, version, config, core }
  *
  * Node-API only (ABI-stable across Node versions); the Node-API symbols resolve against the node binary at load time.
  * BLAS prototypes are declared here, not included, so only the library is needed to build (Debian's libopenblas0
  * without -dev works too), and so a netlib cblas.h on the include path cannot mismatch them.
  */
 #include <node_api.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #ifdef __APPLE__
-/* Accelerate: CBLAS with its own enum values (same numbers as the reference CBLAS). Threads: VECLIB_MAXIMUM_THREADS. */
+/* Accelerate: CBLAS with its own enum values (same numbers as the reference CBLAS). Its own threads are not switched off here (untested; set VECLIB_MAXIMUM_THREADS=1 for thread-count-independent results). */
 #include <Accelerate/Accelerate.h>
 #define ROW_MAJOR CblasRowMajor
 #define NO_TRANS CblasNoTrans
 #define TRANS CblasTrans
 #define SGEMM(o, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) cblas_sgemm(o, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc)
 #define SGEMV(o, t, m, n, al, a, lda, x, incx, be, y, incy) cblas_sgemv(o, t, m, n, al, a, lda, x, incx, be, y, incy)
-static void set_threads(int n) { (void)n; }
-static int get_threads(void) { return 0; }
+static void blas_single_thread(void) {}
 static const char *blas_name(void) { return "Accelerate"; }
 static const char *blas_config(void) { return "Accelerate (vecLib; threads via VECLIB_MAXIMUM_THREADS)"; }
 static const char *blas_core(void) { return ""; }
@@ -37,7 +40,6 @@ void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float a
 void cblas_sgemv(int order, int trans, int m, int n, float alpha, const float *a, int lda, const float *x, int incx,
                  float beta, float *y, int incy);
 void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 char *openblas_get_config(void);
 char *openblas_get_corename(void);
 #define ROW_MAJOR 101
@@ -45,8 +47,7 @@ char *openblas_get_corename(void);
 #define TRANS 112
 #define SGEMM(o, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) cblas_sgemm(o, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc)
 #define SGEMV(o, t, m, n, al, a, lda, x, incx, be, y, incy) cblas_sgemv(o, t, m, n, al, a, lda, x, incx, be, y, incy)
-static void set_threads(int n) { openblas_set_num_threads(n); }
-static int get_threads(void) { return openblas_get_num_threads(); }
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
 static const char *blas_name(void) { return "OpenBLAS"; }
 static const char *blas_config(void) { return openblas_get_config(); }
 static const char *blas_core(void) { return openblas_get_corename(); }
@@ -119,6 +120,96 @@ static float *matrix_at(uint8_t *data, size_t bytes, int64_t off, int64_t rows, 
   return (float *)(data + off);
 }
 
+/*
+ * Threads. OpenBLAS's own threading splits a product differently for each thread count, and its kernels then
+ * round some elements differently (measured: 350 of 1,176 shapes differed between 1 and 2 threads, OpenBLAS 0.3.21,
+ * Haswell kernels), so results would depend on the machine's cores. Instead the BLAS always runs one thread per
+ * call, and each product is cut into tiles that depend on its shape only; our threads take tiles from a shared
+ * counter. Every element is computed by the same single-threaded call whatever the thread count: bit-identical
+ * results for 1, 2 or 64 threads, by construction. Tile size: 512×1024 cost 6% at 1 thread against whole-product
+ * calls and was the fastest of seven sizes tried at 2 threads (BENCHMARKS.md); fewer, larger tiles pack less but
+ * leave products like [1024,768] with 2 tiles, so more threads than tiles sit idle there.
+ */
+#ifndef TILE_M
+#define TILE_M 512           /* rows of C per tile */
+#endif
+#ifndef TILE_N
+#define TILE_N 1024          /* columns of C per tile */
+#endif
+#ifndef GEMV_TILE
+#define GEMV_TILE 1024       /* outputs per tile of a matrix-vector product */
+#endif
+#define PARALLEL_MIN_MACS (1 << 18) /* below this (~15 µs of work) starting threads costs more than it saves */
+#define MAX_POOL 4096
+
+static int pool_threads = 1;
+
+typedef struct {
+  bool ta, tb;
+  int gemv;
+  int64_t m, n, k;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+  int64_t lda, sA, ldb, sB, ldc, sC;
+  int64_t tm, tn, total; /* tiles along m and n of one batch item; tiles in all */
+  atomic_llong next;
+} job_t;
+
+static int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
+
+/* One tile: rows [r0, r0+mm) and columns [c0, c0+nn) of C_i (row-major; a transposed operand is stored the other way). */
+static void run_tile(const job_t *j, int64_t t) {
+  int64_t per = j->tm * j->tn, i = t / per, r = (t % per) / j->tn, q = t % j->tn;
+  const float *a = j->a + i * j->sA, *b = j->b + i * j->sB;
+  float *c = j->c + i * j->sC;
+  if (j->gemv && j->m == 1) {
+    /* c = op(B)ᵀ·a over columns [c0, c0+nn): B stored k×n (no trans) or n×k (trans); a's elements lda apart when A is stored k×1. */
+    int64_t c0 = q * GEMV_TILE, nn = j->n - c0 < GEMV_TILE ? j->n - c0 : GEMV_TILE;
+    SGEMV(ROW_MAJOR, j->tb ? NO_TRANS : TRANS, j->tb ? (int)nn : (int)j->k, j->tb ? (int)j->k : (int)nn, j->alpha,
+          j->tb ? b + c0 * j->ldb : b + c0, (int)j->ldb, a, j->ta ? (int)j->lda : 1, j->beta, c + c0, 1);
+    return;
+  }
+  if (j->gemv) {
+    /* c = op(A)·b over rows [r0, r0+mm), written down C's column (ldc apart); b's elements ldb apart when B is stored k×1. */
+    int64_t r0 = r * GEMV_TILE, mm = j->m - r0 < GEMV_TILE ? j->m - r0 : GEMV_TILE;
+    SGEMV(ROW_MAJOR, j->ta ? TRANS : NO_TRANS, j->ta ? (int)j->k : (int)mm, j->ta ? (int)mm : (int)j->k, j->alpha,
+          j->ta ? a + r0 : a + r0 * j->lda, (int)j->lda, b, j->tb ? 1 : (int)j->ldb, j->beta, c + r0 * j->ldc, (int)j->ldc);
+    return;
+  }
+  int64_t r0 = r * TILE_M, mm = j->m - r0 < TILE_M ? j->m - r0 : TILE_M;
+  int64_t c0 = q * TILE_N, nn = j->n - c0 < TILE_N ? j->n - c0 : TILE_N;
+  SGEMM(ROW_MAJOR, j->ta ? TRANS : NO_TRANS, j->tb ? TRANS : NO_TRANS, (int)mm, (int)nn, (int)j->k, j->alpha,
+        j->ta ? a + r0 : a + r0 * j->lda, (int)j->lda, j->tb ? b + c0 * j->ldb : b + c0, (int)j->ldb, j->beta,
+        c + r0 * j->ldc + c0, (int)j->ldc);
+}
+
+static void *take_tiles(void *p) {
+  job_t *j = p;
+  for (;;) {
+    int64_t t = atomic_fetch_add(&j->next, 1);
+    if (t >= j->total) return NULL;
+    run_tile(j, t);
+  }
+}
+
+/* Runs every tile of the `batch` products, on up to pool_threads threads (the caller's among them). */
+static void run_tiles(job_t *j, int64_t batch) {
+  /* A matrix-vector product has a single row (m = 1: tiles along n) or a single column (n = 1: tiles along m). */
+  j->tm = j->gemv ? (j->m == 1 ? 1 : ceil_div(j->m, GEMV_TILE)) : ceil_div(j->m, TILE_M);
+  j->tn = j->gemv ? (j->m == 1 ? ceil_div(j->n, GEMV_TILE) : 1) : ceil_div(j->n, TILE_N);
+  j->total = j->tm * j->tn * batch;
+  atomic_init(&j->next, 0);
+  double macs = (double)j->m * (double)j->n * (double)(j->k > 0 ? j->k : 1) * (double)batch;
+  int64_t want = macs < PARALLEL_MIN_MACS ? 1 : (j->total < pool_threads ? j->total : pool_threads);
+  pthread_t extra[MAX_POOL];
+  int started = 0;
+  for (int64_t t = 1; t < want && started < MAX_POOL; t++)
+    if (pthread_create(&extra[started], NULL, take_tiles, j) == 0) started++; /* on failure the others take its tiles */
+  take_tiles(j);
+  for (int t = 0; t < started; t++) pthread_join(extra[t], NULL);
+}
+
 static napi_value sgemm(napi_env env, napi_callback_info info) {
   size_t argc = 20;
   napi_value argv[20];
@@ -149,32 +240,15 @@ static napi_value sgemm(napi_env env, napi_callback_info info) {
   float *b = matrix_at(db, nb, bOff, tb ? n : k, tb ? k : n, ldb, sB, batch);
   float *c = matrix_at(dc, nc, cOff, m, n, ldc, sC, batch);
   if (!a || !b || !c) return throw_range(env, "sgemm: a matrix (offset, leading dimension, stride, batch) lies outside its buffer or is not 4-byte aligned");
-  /*
-   * A single row or column of C is a matrix-vector product; OpenBLAS 0.3.21's sgemm packs the whole matrix for it
-   * and ran a [1,1024]·[1024,4096] product 7× slower than wasm (bench/native-matmul.ts), sgemv does not.
-   */
   /* With beta 0, C's old contents (possibly NaN: the wasm heap is reused) must not leak in; sgemv scales by beta. */
-  if ((m == 1 || n == 1) && k > 0 && beta == 0)
+  int gemv = k > 0 && (m == 1 || n == 1);
+  if (gemv && beta == 0)
     for (int64_t i = 0; i < batch; i++)
       for (int64_t r = 0; r < m; r++)
         for (int64_t j = 0; j < n; j++) c[i * sC + r * ldc + j] = 0.0f;
-  if (m == 1 && k > 0) {
-    /* c = op(B)ᵀ·a: B stored k×n (no trans) or n×k (trans); a's elements lda apart when A is stored k×1. */
-    for (int64_t i = 0; i < batch; i++)
-      SGEMV(ROW_MAJOR, tb ? NO_TRANS : TRANS, tb ? (int)n : (int)k, tb ? (int)k : (int)n, (float)alpha, b + i * sB,
-            (int)ldb, a + i * sA, ta ? (int)lda : 1, (float)beta, c + i * sC, 1);
-    return NULL;
-  }
-  if (n == 1 && k > 0) {
-    /* c = op(A)·b, written down C's column (ldc apart); b's elements ldb apart when B is stored k×1. */
-    for (int64_t i = 0; i < batch; i++)
-      SGEMV(ROW_MAJOR, ta ? TRANS : NO_TRANS, ta ? (int)k : (int)m, ta ? (int)m : (int)k, (float)alpha, a + i * sA,
-            (int)lda, b + i * sB, tb ? 1 : (int)ldb, (float)beta, c + i * sC, (int)ldc);
-    return NULL;
-  }
-  for (int64_t i = 0; i < batch; i++)
-    SGEMM(ROW_MAJOR, ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, (int)m, (int)n, (int)k, (float)alpha,
-          a + i * sA, (int)lda, b + i * sB, (int)ldb, (float)beta, c + i * sC, (int)ldc);
+  job_t job = {.ta = ta, .tb = tb, .gemv = gemv, .m = m, .n = n, .k = k, .alpha = (float)alpha, .beta = (float)beta,
+               .a = a, .lda = lda, .sA = sA, .b = b, .ldb = ldb, .sB = sB, .c = c, .ldc = ldc, .sC = sC};
+  run_tiles(&job, batch);
   return NULL;
 }
 
@@ -184,14 +258,15 @@ static napi_value set_num_threads(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int64_t t;
   if (argc != 1 || !get_i64(env, argv[0], &t) || t < 1 || t > 4096) return throw_range(env, "setNumThreads: give a whole number of threads, 1 or more");
-  set_threads((int)t);
+  pool_threads = (int)t;
+  blas_single_thread();
   return NULL;
 }
 
 static napi_value get_num_threads(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value out;
-  CHECK(env, napi_create_int32(env, get_threads(), &out));
+  CHECK(env, napi_create_int32(env, pool_threads, &out));
   return out;
 }
 
@@ -225,6 +300,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  blas_single_thread(); /* our threads split the work (run_tiles); the BLAS's own would make results depend on them */
   return exports;
 }
 

@@ -202,6 +202,7 @@ npm run eval:model -- --work .model-work/stage${trainingStages(t).length}    # h
 Each command is resumable: interrupt it and run it again to continue (\`--fresh\` starts its stage over). Settings
 not given are \`DEFAULTS\` in \`scripts/train-model-settings.ts\`; \`training.json\` records the ones used.
 Initialisation and batch order are seeded, so a rerun on the backend a stage names retraces its curve (an interrupted
-and resumed run was checked to reproduce an uninterrupted one exactly); other backends differ in floating-point rounding.
+and resumed run was checked to reproduce an uninterrupted one exactly); other backends, and builds of the native BLAS
+addon from before 2026-12-02 (when its products were cut into thread-independent tiles), differ in floating-point rounding.
 `;
 }

@@ -116,6 +116,41 @@ describe.runIf(addon)('sgemm on typed arrays', () => {
     expect(() => (blas.sgemm as unknown as (...x: unknown[]) => void)(false, false, 2, 2, 3, 1, [1, 2], 0, 3, 0, b, 0, 2, 0, 0, c, 0, 2, 0, 1)).toThrow(/ArrayBuffers or typed arrays/);
   });
 
+  it('gives bit-identical results for 1, 2, 3 and 5 threads; the tiles cover C exactly (float64, padding untouched)', () => {
+    // OpenBLAS's own threads gave different bits for [1024,128]·[128,512] at 1 and 2 threads (0.3.21, Haswell
+    // kernels); the addon's shape-only tiles must not. Partial tiles, batches, padded C and both sgemv routes.
+    const blas = addon!;
+    const before = blas.getNumThreads();
+    const cases = [
+      { m: 1024, n: 512, k: 128, batch: 1 }, { m: 1300, n: 1100, k: 96, batch: 1 },
+      { m: 600, n: 700, k: 64, batch: 3 }, { m: 2500, n: 1, k: 300, batch: 2 }, { m: 1, n: 2500, k: 300, batch: 2 },
+    ];
+    try {
+      for (const { m, n, k, batch } of cases) for (const ta of [false, true]) for (const tb of [false, true]) {
+        const label = `[${batch}×${m}×${k}]·[${k}×${n}] ta=${ta} tb=${tb}`;
+        const a = randn(batch * m * k, `t/a/${label}`), b = randn(batch * k * n, `t/b/${label}`);
+        const ldc = n + 3;
+        const run = (threads: number) => {
+          blas.setNumThreads(threads);
+          const c = new Float32Array(batch * m * ldc).fill(NaN);
+          blas.sgemm(ta, tb, m, n, k, 1, a, 0, ta ? m : k, m * k, b, 0, tb ? k : n, k * n, 0, c, 0, ldc, m * ldc, batch);
+          return c;
+        };
+        const one = run(1);
+        for (let p = 0; p < batch; p++) for (let i = 0; i < m; i++) for (let j = n; j < ldc; j++) expect(Number.isNaN(one[(p * m + i) * ldc + j]), label).toBe(true);
+        const packed = Float32Array.from({ length: batch * m * n }, (_, x) => one[Math.floor(x / n) * ldc + (x % n)]);
+        expect(errVsFloat64(packed, a, b, { batch, bA: batch, bB: batch, m, n, k, ta, tb }, 4000), label).toBeLessThan(1e-5);
+        for (const threads of [2, 3, 5]) {
+          const c = run(threads);
+          const differ = c.findIndex((v, x) => !Object.is(v, one[x]));
+          expect(differ, `${label}: ${threads} threads differ from 1 at element ${differ}`).toBe(-1);
+        }
+      }
+    } finally {
+      blas.setNumThreads(Math.max(1, before));
+    }
+  });
+
   it('sets and reports its threads and names the BLAS', () => {
     const blas = addon!;
     const before = blas.getNumThreads();

@@ -147,9 +147,10 @@ describe('workers', () => {
   }, 400_000);
 
   it('SIGTERM to the parent stops the workers; the rerun resumes and ends bit-identical', async () => {
-    const long = train('killed', 64 * 160);
-    recipe('killed', long);
-    const ref = await cli(['train', recipe('long', train('long', 64 * 160)), '--workers', '1']);
+    // Long enough (960 steps) that no worker can finish before the other has checkpointed, even under load.
+    const steps = 960;
+    recipe('killed', train('killed', 64 * steps));
+    const ref = await cli(['train', recipe('long', train('long', 64 * steps)), '--workers', '1']);
     expect(ref.code).toBe(0);
     // stop once every run has written a checkpoint (trainer_state/) and before any finished
     const r = await cli(['train', 'killed.yaml', '--workers', '2'], (p) => {
@@ -168,6 +169,6 @@ describe('workers', () => {
     const again = await cli(['train', 'killed.yaml', '--workers', '2']);
     expect(again.code, again.err).toBe(0);
     expect(again.out).toMatch(/resuming at step/);
-    expectSameTree('one', 'killed');
+    expectSameTree('long', 'killed');
   }, 400_000);
 });

@@ -16,8 +16,8 @@ export interface BlasAddon {
     b: ArrayBufferLike | ArrayBufferView, bOff: number, ldb: number, strideB: number,
     beta: number, c: ArrayBufferLike | ArrayBufferView, cOff: number, ldc: number, strideC: number, batch: number,
   ): void;
+  /** Threads that share a product's tiles (the BLAS itself always runs one thread per call). */
   setNumThreads(n: number): void;
-  /** OpenBLAS's thread count; 0 where the BLAS does not say (Accelerate). */
   getNumThreads(): number;
   info(): { name: string; version: string; config: string; core: string };
 }

@@ -89,7 +89,8 @@ function nativeBatchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
  * Registers the native BatchMatMul for the wasm backend (call after tf.setBackend('wasm')) and sets the BLAS
  * threads. Returns the BLAS (e.g. "OpenBLAS 0.3.21") and its thread count, or the reason the native path is off
  * (one line saying how to get it). The thread count is kept apart: it is printed but not recorded with results,
- * which do not depend on it (each output element is computed by one thread; workers and Slurm tests check it).
+ * which do not depend on it: the addon cuts each product into tiles fixed by its shape, each computed by one
+ * single-threaded BLAS call (native/sae_blas.c, run_tiles; test/native-blas.test.ts checks 1, 2, 3 and 5 threads).
  */
 export function enableNativeMatMul(): { detail?: string; threads?: number; reason?: string } {
   if (active) return { detail: active.detail, threads: active.threads };
