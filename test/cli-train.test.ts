@@ -119,7 +119,7 @@ train:
     expect(r.err).toMatch(/nan-cache: hook "h" has a NaN activation in the batch of step \d+ \(runs h\)\. Training stopped/);
   });
 
-  it('refuses an output folder holding a different run unless --overwrite; refuses a resume on a changed cache', async () => {
+  it('refuses an output folder holding a different run unless --overwrite; refuses a resume or a reuse on a changed cache unless --fresh', async () => {
     const cache = synthCache(dir, { out: join(dir, 'cli-cache') });
     const out = join(dir, 'cli-ck');
     expect((await cli('train', recipe('a', trainBody(cache, out)))).code).toBe(0);
@@ -146,6 +146,13 @@ train:
     expect(changed.code).toBe(1);
     expect(changed.err).toMatch(/started on a different activation cache than .*cli-cache holds now \(cache_manifest_sha256: .*\).*--fresh/);
     expect((await cli('train', rc, '--fresh')).code).toBe(0);
+    // A finished run whose cache was replaced is not reused either; --fresh retrains it (the pipeline's --fresh
+    // re-harvests first, and a new cache may differ in rounding).
+    const stale = await cli('train', other);
+    expect(stale.code).toBe(1);
+    expect(stale.err).toMatch(/cli-ck\/synthetic: this finished run was trained on a different activation cache than .*cli-cache holds now \(cache_manifest_sha256: .*\)\. Pass --fresh/);
+    expect((await cli('train', other, '--fresh')).code).toBe(0);
+    expect(loadCheckpoint(join(out, 'synthetic')).cfg.cache_manifest_sha256).toBe(loadCheckpoint(join(out2, 'synthetic')).cfg.cache_manifest_sha256);
   });
 
   it('refuses a run too big for the wasm heap before training', async () => {

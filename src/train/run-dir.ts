@@ -17,7 +17,8 @@ export type RunDirPlan =
  * starting over, from what the folder holds and the flags:
  * - the same run finished: reuse it (`fresh`: retrain);
  * - the same run unfinished: resume from trainer_state/ (`fresh`: start over);
- * - the same run started on a different cache (d_in or manifest): refuse (`fresh`/`overwrite`: start over);
+ * - the same run, finished or not, on a different cache (d_in or manifest): refuse (`fresh`/`overwrite`: start over;
+ *   a pipeline rerun with --fresh re-harvests first, and its cache may differ in rounding on another backend);
  * - a different run: refuse (`overwrite`: replace it).
  * `wanted` is the cfg the run would be written with (identity keys matter).
  * Deletes nothing: the caller clears a `new` folder (clearRunDir) once every check has passed.
@@ -31,15 +32,16 @@ export function planRunDir(dir: string, wanted: SaeCfg, opts: { fresh: boolean; 
       removeTrainerState(dir); // left behind if a kill came between cfg.json and its removal
       return { kind: 'finished', dir };
     }
-    if (opts.overwrite) return startOver();
+    if (opts.overwrite || (opts.fresh && cacheOnly(diffs))) return startOver();
+    if (cacheOnly(diffs))
+      throw new UserError(`${dir}: this finished run was trained on a different activation cache than ${cache} holds now (${diffs.join('; ')}). Pass --fresh to retrain it on this cache, or choose another train.out to keep it.`);
     throw new UserError(`${dir}: holds a different finished run (${diffs.join('; ')}). Choose another train.out, or pass --overwrite to replace it.`);
   }
   if (hasTrainerState(dir)) {
     const saved = readStateJson(dir).cfg;
     const diffs = cfgDifferences(saved, wanted);
     if (diffs.length === 0) return opts.fresh ? startOver() : { kind: 'resume', dir, state: loadTrainerState(dir) };
-    const cacheOnly = diffs.every((d) => CACHE_KEYS.some((k) => d.startsWith(`${k}:`)));
-    if (cacheOnly) {
+    if (cacheOnly(diffs)) {
       if (opts.fresh || opts.overwrite) return startOver();
       throw new UserError(`${dir}: this unfinished run was started on a different activation cache than ${cache} holds now (${diffs.join('; ')}); resuming would mix two datasets. Restore the cache it started on, or pass --fresh to start the run over.`);
     }
@@ -48,6 +50,11 @@ export function planRunDir(dir: string, wanted: SaeCfg, opts: { fresh: boolean; 
   }
   // Nothing to keep (at most metrics of a run killed before its first checkpoint).
   return { kind: 'new', dir, clear: 'attempt' };
+}
+
+/** Whether every difference is in the cache keys (d_in, manifest): the same run on other data. */
+function cacheOnly(diffs: string[]): boolean {
+  return diffs.length > 0 && diffs.every((d) => CACHE_KEYS.some((k) => d.startsWith(`${k}:`)));
 }
 
 /** Empties the folder of a run about to start: all of it, or only the files of an earlier attempt (other files are left alone). */
