@@ -241,6 +241,8 @@ static napi_value sgemm(napi_env env, napi_callback_info info) {
   float *c = matrix_at(dc, nc, cOff, m, n, ldc, sC, batch);
   if (!a || !b || !c) return throw_range(env, "sgemm: a matrix (offset, leading dimension, stride, batch) lies outside its buffer or is not 4-byte aligned");
   /* With beta 0, C's old contents (possibly NaN: the wasm heap is reused) must not leak in; sgemv scales by beta. */
+  /* A single row or column of C goes to sgemv: OpenBLAS 0.3.21's sgemm packs the whole matrix for it and ran a
+   * [1,1024]·[1024,4096] product 7× slower than wasm (bench/native-matmul.ts). */
   int gemv = k > 0 && (m == 1 || n == 1);
   if (gemv && beta == 0)
     for (int64_t i = 0; i < batch; i++)
