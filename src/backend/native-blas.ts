@@ -99,7 +99,7 @@ export function enableNativeMatMul(): { detail?: string; threads?: number; reaso
   const threads = blasThreadsWanted();
   addon.setNumThreads(threads);
   const i = addon.info();
-  const got = addon.getNumThreads() || threads;
+  const got = addon.getNumThreads(); // the addon's own tile threads: what was set, on every BLAS
   const detail = `${i.name}${i.version ? ` ${i.version}` : ''}`;
   stock ??= tf.getKernel('BatchMatMul', 'wasm');
   if (!stock) return { reason: 'the wasm backend has no BatchMatMul kernel to fall back on (tfjs-backend-wasm not loaded)' };

@@ -32,8 +32,9 @@ export function planRunDir(dir: string, wanted: SaeCfg, opts: { fresh: boolean; 
       removeTrainerState(dir); // left behind if a kill came between cfg.json and its removal
       return { kind: 'finished', dir };
     }
-    if (opts.overwrite || (opts.fresh && cacheOnly(diffs))) return startOver();
-    if (cacheOnly(diffs))
+    const otherCache = cacheOnly(diffs);
+    if (opts.overwrite || (opts.fresh && otherCache)) return startOver();
+    if (otherCache)
       throw new UserError(`${dir}: this finished run was trained on a different activation cache than ${cache} holds now (${diffs.join('; ')}). Pass --fresh to retrain it on this cache, or choose another train.out to keep it.`);
     throw new UserError(`${dir}: holds a different finished run (${diffs.join('; ')}). Choose another train.out, or pass --overwrite to replace it.`);
   }
