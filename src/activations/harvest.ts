@@ -1,6 +1,6 @@
 /**
  * Harvest: corpus → token windows → GPT-2 forward (all hooks in one pass, stopping after the last layer they
- * need) → activation shards in the DESIGN.md cache format, manifest.json last.
+ * need) → activation shards in the cache format of docs/formats.md, manifest.json last.
  *
  * Resumable: after each shard (written atomically) `.harvest-progress.json` records the shards done. Windowing
  * is deterministic, so a re-run regenerates the same windows, skips the rows already written (also within a

@@ -28,7 +28,7 @@ export function hookLayer(hook: string): number {
 }
 
 /**
- * cfg.json of a run (DESIGN.md "Checkpoint"): the SAELens-style keys plus every
+ * cfg.json of a run (docs/formats.md "Checkpoint (run folder)"): the SAELens-style keys plus every
  * training setting, so that the run can be rebuilt and a folder's identity checked.
  */
 export function runCfg(a: { run: Run; train: TrainConfig; manifest: Manifest; manifestSha: string; backend: BackendInfo; activationScale: number }): SaeCfg {
