@@ -57,6 +57,29 @@ let gpu: Gpu | undefined;
 let adapter: GpuAdapter | null | undefined;
 let lost: { reason: string; message: string } | undefined;
 let record: AdapterRecord | undefined;
+let bufferCap: number | undefined;
+
+/** WebGPU's default buffer limits: every adapter supports them, and a device never gets less. */
+export const WEBGPU_DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 * 1024 ** 2, maxBufferSize: 256 * 1024 ** 2 } as const;
+
+/**
+ * The buffer limits to request from the device: the adapter's, or at most `cap` bytes per buffer (never below
+ * WebGPU's defaults, which a device always gets). The guard and memory.ts size against what was requested.
+ */
+export function requestedLimits(adapterLimits: AdapterRecord['limits'], cap?: number): AdapterRecord['limits'] {
+  if (cap === undefined) return { ...adapterLimits };
+  const capped = (k: keyof typeof WEBGPU_DEFAULT_LIMITS) => Math.min(adapterLimits[k], Math.max(cap, WEBGPU_DEFAULT_LIMITS[k]));
+  return { ...adapterLimits, maxStorageBufferBindingSize: capped('maxStorageBufferBindingSize'), maxBufferSize: capped('maxBufferSize') };
+}
+
+/**
+ * Caps every buffer of the webgpu device at `bytes` (see requestedLimits); call before the backend starts. The
+ * tests use it to exercise the over-limit guard on any adapter, whose own limit may be too large to allocate.
+ */
+export function capWebGpuBuffers(bytes: number): void {
+  if (record) throw new Error('capWebGpuBuffers: the webgpu device has already been created');
+  bufferCap = bytes;
+}
 
 /** navigator.gpu from Dawn; it must exist before tfjs-backend-webgpu is imported (it checks at import). */
 async function dawnGpu(): Promise<Gpu | undefined> {
@@ -112,24 +135,28 @@ export async function probeWebGpu(): Promise<AdapterRecord | undefined> {
 export async function initWebGpu(allowSoftware: boolean): Promise<AdapterRecord | undefined> {
   const rec = record ?? (await probeWebGpu());
   if (!rec || !adapter || (rec.software && !allowSoftware)) return undefined;
-  if (!record) await registerWebGpu(adapter); // an adapter makes one device: register it once, switch to it after
-  record = rec;
-  if (!(await tf.setBackend('webgpu'))) throw new UserError(`the webgpu backend failed to start on ${describeAdapter(rec)}. ${VULKAN_HINT}`);
+  if (!record) {
+    const device = { ...rec, limits: requestedLimits(rec.limits, bufferCap) };
+    await registerWebGpu(adapter, device.limits); // an adapter makes one device: register it once, switch to it after
+    record = device;
+  }
+  if (!(await tf.setBackend('webgpu'))) throw new UserError(`the webgpu backend failed to start on ${describeAdapter(record)}. ${VULKAN_HINT}`);
   await tf.ready();
-  return rec;
+  return record;
 }
 
-async function registerWebGpu(a: GpuAdapter): Promise<void> {
+async function registerWebGpu(a: GpuAdapter, limits: AdapterRecord['limits']): Promise<void> {
   const wg = await import('@tensorflow/tfjs-backend-webgpu');
   // Same device descriptor as the package's own factory (base.ts), on our adapter.
   const requiredFeatures = ['timestamp-query'].filter((f) => a.features.has(f));
   const limitNames = ['maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupSizeX', 'maxComputeInvocationsPerWorkgroup'];
-  const device = await a.requestDevice({ requiredFeatures, requiredLimits: Object.fromEntries(limitNames.map((k) => [k, a.limits[k]])) });
+  const wanted: Record<string, number> = { ...a.limits, ...limits };
+  const device = await a.requestDevice({ requiredFeatures, requiredLimits: Object.fromEntries(limitNames.map((k) => [k, wanted[k]])) });
   void device.lost.then((l) => {
     if (l.reason !== 'destroyed') lost = l;
   });
   tf.removeBackend('webgpu');
-  tf.registerBackend('webgpu', () => guardBuffers(new wg.WebGPUBackend(device as never, a.info as never), a.limits), 3);
+  tf.registerBackend('webgpu', () => guardBuffers(new wg.WebGPUBackend(device as never, a.info as never), wanted), 3);
 }
 
 type BufferManager = { acquireBuffer(size: number, usage: number, ...rest: unknown[]): unknown };
