@@ -196,8 +196,10 @@ describe.runIf(addon)('the wasm backend\'s BatchMatMul through the BLAS', () => 
   beforeAll(async () => {
     const info = await initBackend('wasm');
     // recorded: the BLAS; printed: with its threads (results do not depend on them)
-    expect(info.detail).toMatch(/^wasm \+ (OpenBLAS \d+\.\d+\.\d+|Accelerate)$/);
-    expect(backendLine(info)).toMatch(/^wasm \+ (OpenBLAS \d+\.\d+\.\d+|Accelerate) \(\d+ threads?\)$/);
+    // …and OpenBLAS's kernel family, which decides the rounding (issue 26)
+    expect(info.detail).toMatch(/^wasm \+ (OpenBLAS \d+\.\d+\.\d+, \w+ kernels|Accelerate)$/);
+    if (info.detail.includes('OpenBLAS')) expect(info.kernels).toBe(loadBlasAddon().addon!.info().core);
+    expect(backendLine(info)).toMatch(/^wasm \+ (OpenBLAS \d+\.\d+\.\d+, \w+ kernels|Accelerate) \(\d+ threads?\)$/);
     expect(nativeMatMulActive()).toBe(true);
   });
   afterAll(() => void enableNativeMatMul());

@@ -4,6 +4,7 @@ import { mayHaveHardwareGpu } from './gpu-nodes.js';
 import { describeAdapter, initWebGpu, VULKAN_HINT, type AdapterRecord } from './webgpu.js';
 import { warn } from '../ui/log.js';
 import { disableNativeMatMul, enableNativeMatMul } from './native-blas.js';
+import { loadBlasAddon } from './blas-addon.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'wasm-pure', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -19,6 +20,8 @@ export interface BackendInfo {
   choice?: BackendChoice;
   /** Native BLAS threads: printed, not recorded (results do not depend on it). */
   threads?: number;
+  /** The BLAS kernel family (OpenBLAS's core: Zen, Haswell, SkylakeX, …), which decides the rounding; also in `detail`. */
+  kernels?: string;
 }
 
 /** The backend line printed at start, e.g. "wasm + OpenBLAS 0.3.21 (2 threads)". */
@@ -94,7 +97,10 @@ async function tryWasm(native: boolean): Promise<BackendInfo | undefined> {
   }
   const blas = enableNativeMatMul();
   if (blas.reason) warn(`${blas.reason}.`);
-  return { name: 'wasm', detail: blas.detail ? `wasm + ${blas.detail}` : base, choice: 'wasm', threads: blas.threads };
+  if (!blas.detail) return { name: 'wasm', detail: base, choice: 'wasm' };
+  // OpenBLAS picks its kernels per CPU type (DYNAMIC_ARCH), and they round differently: recorded with the BLAS
+  const kernels = loadBlasAddon().addon?.info().core || undefined;
+  return { name: 'wasm', detail: `wasm + ${blas.detail}${kernels ? `, ${kernels} kernels` : ''}`, choice: 'wasm', threads: blas.threads, ...(kernels ? { kernels } : {}) };
 }
 
 async function useCpu(): Promise<BackendInfo> {

@@ -96,6 +96,7 @@ export async function runFinetune(recipe: Recipe, opts: StageOptions, hooks: { a
         info(`\n${dir} → finetuned-${method}`);
         const { report, reused } = await runFinetuneJob({
           parent, method, section, cache, split, recipe, before: beforeOnce, overwrite: opts.overwrite, fresh: opts.fresh, afterStep: hooks.afterStep, model: loadModel,
+          allowBackendChange: opts.allowBackendChange,
         });
         if (!reused) info(`  wrote ${join(dir, `finetuned-${method}`)} (${report.seconds.toFixed(1)} s)`);
         info(tableMarkdown(report).split('\n').slice(2).join('\n'));

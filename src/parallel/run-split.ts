@@ -43,6 +43,7 @@ export async function runSplit(s: SplitRun): Promise<void> {
     ...(s.opts.backend ? ['--backend', s.opts.backend] : []),
     ...(s.opts.fresh ? ['--fresh'] : []),
     ...(s.opts.overwrite ? ['--overwrite'] : []),
+    ...(s.opts.allowBackendChange ? ['--allow-backend-change'] : []),
   ];
   await runParts({ stage: s.stage, recipePath: s.recipe.path, count: choice.count, flags, describePart: (i) => describeUnits(units, parts[i]) });
   // The parts did any --fresh; the finishing pass only reuses and merges.
