@@ -9,6 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../io/errors.js';
+import { warn } from '../ui/log.js';
+import { gpuBinding } from './gpu-binding.js';
 
 /** What we record of the adapter in cfg.json, the cache manifest and the log. */
 export interface AdapterRecord {
@@ -90,7 +92,16 @@ async function dawnGpu(): Promise<Gpu | undefined> {
   } catch {
     return undefined; // dawn.node missing or not loadable on this platform
   }
-  gpu = dawn.create([]);
+  // The GPU a scheduler bound to this process (src/backend/gpu-binding.ts): selected by name where that tells it apart.
+  const binding = gpuBinding();
+  if (binding.problem) warn(`webgpu: ${binding.problem}`);
+  gpu = dawn.create(binding.dawnFlags);
+  if (binding.dawnFlags.length) {
+    const chosen = gpu;
+    const any = dawn.create([]);
+    // a name Dawn does not know (nvidia-smi and Vulkan spelling a GPU differently): Dawn's own choice, said
+    gpu = { requestAdapter: async (o) => (await chosen.requestAdapter(o).catch(() => null)) ?? (warn(`webgpu: Dawn has no adapter named "${binding.gpu?.name}" (${binding.source}); using its default adapter.`), any.requestAdapter(o)) };
+  }
   // GPUBufferUsage, GPUMapMode, … as a browser has them: the backend uses them as globals.
   for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) Object.defineProperty(globalThis, k, { value: v, configurable: true, writable: true });
   const nav = (globalThis as { navigator?: object }).navigator;
@@ -124,6 +135,9 @@ export async function probeWebGpu(): Promise<AdapterRecord | undefined> {
   if (adapter === undefined) {
     const g = await dawnGpu();
     adapter = g ? await g.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null) : null;
+    const rec = adapter ? toRecord(adapter) : undefined, bound = gpuBinding().gpu;
+    if (rec && bound && !rec.software && rec.device && !rec.device.includes(bound.name) && !bound.name.includes(rec.device))
+      warn(`webgpu: Dawn's adapter "${rec.device}" is not the GPU bound to this process (${bound.name}, ${gpuBinding().source}).`);
   }
   return adapter ? toRecord(adapter) : undefined;
 }
