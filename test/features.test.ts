@@ -20,7 +20,7 @@ import type { SaeWeights } from '../src/sae/weights.js';
 import { useTestBackend } from './helpers/backend.js';
 import { numpy, writeRun } from './helpers/finetune-fixture.js';
 import { tmpDir } from './helpers/tmp.js';
-import { CHROMIUM, inspectPage } from './helpers/chromium.js';
+import { inspectPage, SKIP_RENDERING } from './helpers/chromium.js';
 import { writeFeatureBrowsers } from '../src/report/features.js';
 import type { Summary } from '../src/eval/types.js';
 import type { Recipe } from '../src/recipe/load.js';
@@ -372,7 +372,7 @@ o = np.argsort(L, axis=1, kind='stable')[:, :4]; out('bot', o); out('botv', np.t
     expect(b.replace(/http:\/\/www\.w3\.org\/2000\/svg/g, '').match(/https?:|<link|\bsrc=|@import|url\(/gi)).toBeNull();
   });
 
-  it.skipIf(!CHROMIUM)('the browser renders offline, finds a feature by token and shows partners side by side', async () => {
+  it.skipIf(SKIP_RENDERING)('the browser renders offline, finds a feature by token and shows partners side by side', async () => {
     const tok = gpt2Tokenizer();
     const j = 2, q = tok.decode([chosen[j]]);
     const r = await inspectPage(join(root, 'reports', 'feat.features', 'run.html'), `(() => {
@@ -400,7 +400,7 @@ o = np.argsort(L, axis=1, kind='stable')[:, :4]; out('bot', o); out('botv', np.t
     expect(ft.value).toEqual([['run__finetuned-scale', 1], ['parent (run)', 1]]);
   }, 120_000);
 
-  it.skipIf(!CHROMIUM)('large SAEs: pages of features, each listing and searching all of them', async () => {
+  it.skipIf(SKIP_RENDERING)('large SAEs: pages of features, each listing and searching all of them', async () => {
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
     const paged = join(root, 'paged', 'p.html');
     const links = await writeFeatureBrowsers(EvalRecipeStub(out), summary.runs, paged, 2);

@@ -104,9 +104,13 @@ out('opt', ((f[ho] @ W + b - x[ho]) ** 2).mean()); out('parent', ((f[ho] @ Wd + 
     expect(existsSync(join(out, 'cfg.json'))).toBe(false);
     const state = JSON.parse(readFileSync(join(out, 'trainer_state', 'decoder.json'), 'utf8'));
     expect(state.step).toBe(100); // checkpoint_every_tokens 5120 = every 20 steps of 256
+    // a state saved on another backend record (another CPU type's OpenBLAS kernels) is not resumed silently
+    expect(state.backend.backend_detail).toMatch(/^wasm/);
+    writeFileSync(join(out, 'trainer_state', 'decoder.json'), JSON.stringify({ ...state, backend: { ...state.backend, backend_detail: 'wasm + OpenBLAS 0.3.21, Haswell-that-is-not-here kernels' } }));
+    await expect(runFinetune(recipe, { fresh: false, overwrite: false })).rejects.toThrow(/decoder finetune of .*: resuming at step 100: it was started on .*Haswell-that-is-not-here kernels.*--allow-backend-change/);
     let resumedAt = -1;
     const n0 = tf.memory().numTensors;
-    await runFinetune(recipe, { fresh: false, overwrite: false }, { afterStep: (s) => { if (resumedAt < 0) resumedAt = s; } });
+    await runFinetune(recipe, { fresh: false, overwrite: false, allowBackendChange: true }, { afterStep: (s) => { if (resumedAt < 0) resumedAt = s; } });
     expect(resumedAt).toBe(101);
     expect(tf.memory().numTensors).toBe(n0); // no tensor left behind by a whole finetune
     const { weights } = loadCheckpoint(out);

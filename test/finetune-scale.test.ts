@@ -22,7 +22,7 @@ async function metricsOf(w: SaeWeights, x: Float32Array, r0: number, r1: number)
   return finishRecon(acc);
 }
 
-describe('reconstruction metrics (DESIGN.md "Metrics")', () => {
+describe('reconstruction metrics (docs/formats.md "Eval outputs")', () => {
   it('match numpy on random x, x̂, f accumulated over uneven batches', async () => {
     const rng = seedrandom('recon');
     const T = 300, d = 16, n = 40;

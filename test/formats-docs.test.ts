@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ManifestSchema } from '../src/activations/manifest.js';
 import { SUMMARY_COLUMNS } from '../src/eval/run_metrics.js';
@@ -22,5 +23,37 @@ describe('docs/formats.md', () => {
     const readme = readFileSync('README.md', 'utf8');
     expect(readme).toContain('(docs/formats.md)');
     expect(readme).not.toContain('../shared/DESIGN.md');
+  });
+});
+
+/** Every file under a folder, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((e) => {
+    const p = join(dir, e);
+    return statSync(p).isDirectory() ? (e === 'build' || e === 'node_modules' ? [] : filesUnder(p)) : [p];
+  });
+}
+
+describe('citations and claims', () => {
+  it('code cites docs/formats.md sections that exist, never a DESIGN.md outside the repository', () => {
+    const headings = new Set(doc.split('\n').flatMap((l) => /^#+ (.+)$/.exec(l)?.[1] ?? []));
+    for (const f of ['src', 'scripts', 'bench', 'native', 'test'].flatMap(filesUnder)) {
+      if (!/\.(ts|mjs|js|py|c|h|sh)$/.test(f) || f === 'test/formats-docs.test.ts') continue;
+      const text = readFileSync(f, 'utf8');
+      expect(/DESIGN\.md|\.\.\/shared\//.test(text), `${f} cites DESIGN.md or ../shared`).toBe(false);
+      for (const m of text.matchAll(/docs\/formats\.md\s+(?:\*\s+)?"([^"]+)"/g)) expect(headings.has(m[1]), `${f}: docs/formats.md has no section "${m[1]}"`).toBe(true);
+    }
+  });
+
+  it("README's speed ratios to PyTorch come from BENCHMARKS.md sections measured on a quiet machine", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const bench = readFileSync('BENCHMARKS.md', 'utf8');
+    // BENCHMARKS.md's sections (### headings), and which of them say they ran with nothing else running.
+    const sections = bench.split(/\n(?=#{2,3} )/);
+    const quiet = sections.filter((s) => /^#{2,3} .*(quiet|nothing else running)/i.test(s.split('\n')[0])).join('\n');
+    const ratios = [...readme.replace(/\s+/g, ' ').matchAll(/(\d\.\d+)(?:–(\d\.\d+))?× (?:PyTorch|of PyTorch)/g)].flatMap((m) => [m[1], m[2]].filter(Boolean));
+    expect(ratios.length).toBeGreaterThan(0);
+    for (const r of ratios) expect(quiet.includes(`${r}×`), `README quotes ${r}× PyTorch, which no quiet-machine section of BENCHMARKS.md reports`).toBe(true);
+    expect(readme).not.toMatch(/depending on load/);
   });
 });

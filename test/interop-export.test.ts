@@ -42,8 +42,10 @@ beforeAll(async () => {
   writeSaelensV6(p('src-jr'), randomParams('jr', D, 40), { architecture: 'jumprelu', hook_name: HOOK });
   writeSaelensV6(p('src-tk'), randomParams('tk', D, 40), { architecture: 'topk', k: 5, hook_name: HOOK });
   for (const [src, out] of [['src-jr', 'jr-run'], ['src-tk', 'tk-run']]) expect((await cli(['import', p(src), '--out', p(out)])).code).toBe(0);
-  for (const [src, fmt, out] of [['orig', 'saelens', 'orig-sl'], ['jr-run', 'saelens', 'jr-sl'], ['tk-run', 'sparsify', 'tk-sp'], ['tk-run', 'saelens', 'tk-sl']]) {
-    const r = await cli(['export', p(src), '--format', fmt, '--out', p(out)]);
+  // orig and old have no activation cache to say their model's processing: --processing says it
+  for (const [src, fmt, out, ...flags] of [['orig', 'saelens', 'orig-sl', '--processing', 'none'], ['jr-run', 'saelens', 'jr-sl'], ['tk-run', 'sparsify', 'tk-sp'], ['tk-run', 'saelens', 'tk-sl'],
+    ['old', 'sae-train', 'old-now', '--processing', 'none']]) {
+    const r = await cli(['export', p(src), '--format', fmt, '--out', p(out), ...flags]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   }
@@ -61,20 +63,33 @@ describe('export and import', () => {
     const t = JSON.parse(readFileSync(join(trained[0], 'cfg.json'), 'utf8'));
     expect([t.normalize_activations, t.training_normalization]).toEqual(['none', 'expected_norm']);
     expect(t.activation_scale).not.toBe(1);
-    const rows = saelensCheck(p('orig'), p('jr-run'), p('tk-run'), p('orig-sl'), p('jr-sl'), p('tk-sl'), trained[0], p('old'));
+    const rows = saelensCheck(p('jr-run'), p('tk-run'), p('orig-sl'), p('jr-sl'), p('tk-sl'), trained[0], p('old-now'), p('old'));
     for (const r of rows.slice(0, 7)) {
       expect(r.errors, r.folder).toEqual([]);
       expect(r.hook_name).toBe(HOOK);
     }
-    expect(rows.map((r) => r.layout)).toEqual(['pre-6', 'pre-6', 'pre-6', 'v6', 'v6', 'v6', 'pre-6', 'pre-6']);
-    expect(rows.map((r) => r.architecture).slice(0, 7)).toEqual(['standard', 'jumprelu', 'topk', 'standard', 'jumprelu', 'topk', 'standard']);
-    // the old cfg.json said expected_norm, which SAELens refuses; today's says none + training_normalization
+    expect(rows.map((r) => r.layout)).toEqual(['pre-6', 'pre-6', 'v6', 'v6', 'v6', 'pre-6', 'pre-6', 'pre-6']);
+    expect(rows.map((r) => r.architecture).slice(0, 7)).toEqual(['jumprelu', 'topk', 'standard', 'jumprelu', 'topk', 'standard', 'standard']);
+    // the old cfg.json said expected_norm, which SAELens refuses; `export --format sae-train` writes today's cfg
     expect(rows[7].errors.join(' ')).toContain("normalize_activations 'expected_norm'");
+    const now = JSON.parse(readFileSync(join(p('old-now'), 'cfg.json'), 'utf8'));
+    expect([now.normalize_activations, now.training_normalization]).toEqual(['none', 'expected_norm']);
+    expect(now.model_from_pretrained_kwargs).toEqual({ fold_ln: false, center_writing_weights: false, center_unembed: false });
+    const oldW = loadCheckpoint(p('old')).weights, nowW = loadCheckpoint(p('old-now')).weights;
+    for (const k of ['W_enc', 'b_enc', 'W_dec', 'b_dec'] as const) expect(bytes(nowW[k]).equals(bytes(oldW[k])), k).toBe(true);
+    // a trained run records what SAELens' metadata reads: the model's processing, the corpus (none: synthetic cache), the tool
+    expect(t).toMatchObject({ model_from_pretrained_kwargs: { fold_ln: false, center_writing_weights: false, center_unembed: false }, dataset_path: null });
+    expect(t.sae_lens_training_version).toMatch(/^sae-train \d/);
     const cfg = JSON.parse(readFileSync(join(p('orig-sl'), 'cfg.json'), 'utf8'));
     expect(cfg.normalize_activations).toBe('none');
     expect(cfg.metadata).toMatchObject({ model_name: 'tiny', hook_name: HOOK, hook_head_index: null, context_size: 16, prepend_bos: true });
-    expect(cfg.metadata.sae_lens_training_version).toBeUndefined();
-    expect(cfg.metadata.trained_with).toMatch(/^sae-train /);
+    expect(cfg.metadata.sae_lens_training_version).toMatch(/^sae-train \d/); // SAELens would fill in its own version
+    expect(cfg.metadata.model_from_pretrained_kwargs).toEqual({ fold_ln: false, center_writing_weights: false, center_unembed: false });
+    expect(cfg.metadata.dataset_path).toBeNull(); // never the activation cache
+    expect(cfg.metadata.exported_by).toMatch(/^sae-train /);
+    // an imported SAELens SAE keeps its own training version and dataset
+    const jr = JSON.parse(readFileSync(join(p('jr-sl'), 'cfg.json'), 'utf8'));
+    expect(jr.metadata).toMatchObject({ sae_lens_training_version: '6.18.0', dataset_path: 'monology/pile-uncopyrighted' });
   });
 
   it('keeps reading cfg.json files that say normalize_activations: expected_norm', () => {
@@ -120,6 +135,13 @@ describe('export and import', () => {
     }
   });
 
+  it('refuses to export a folder that does not say its model\'s processing without --processing', async () => {
+    const r = await cli(['export', p('old'), '--format', 'saelens', '--out', p('old-sl')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/does not say which TransformerLens weight processing .*--processing: none/);
+    expect(existsSync(p('old-sl'))).toBe(false);
+  });
+
   it('refuses what a format cannot hold, and an occupied --out', async () => {
     const r = await cli(['export', p('orig'), '--format', 'sparsify', '--out', p('orig-sp')]);
     expect(r.code).toBe(1);
@@ -129,6 +151,6 @@ describe('export and import', () => {
     const again = await cli(['export', p('orig'), '--format', 'saelens', '--out', p('orig-sl')]);
     expect(again.stderr).toContain('exists and is not empty');
     const unknown = await cli(['export', p('orig'), '--format', 'onnx', '--out', p('x')]);
-    expect(unknown.stderr).toContain('choose one of saelens, sparsify');
+    expect(unknown.stderr).toContain('choose one of saelens, sparsify, sae-train');
   });
 });

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { UserError } from '../src/io/errors.js';
 import { importCheckpoint } from '../src/sae/exchange.js';
 import { loadCheckpoint } from '../src/sae/checkpoint.js';
 import { hfCacheDir, parseHfEntry, resolveCheckpoints } from '../src/sae/sources.js';
@@ -123,6 +124,29 @@ describe('hf:// checkpoints', () => {
     // the recipe's hook_names may key an hf:// entry
     const r = await resolveCheckpoints(['hf://org/saes/h.0'], { 'hf://org/saes/h.0': 'blocks.1.hook_resid_pre' });
     expect(loadCheckpoint(r.dirs[0], r.opts(r.dirs[0])).cfg.hook_name).toBe('blocks.1.hook_resid_pre');
+  });
+
+  it('offline, names the SAE\'s files and `sae-train import <folder>`, not a model\'s', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const base = process.env.SAE_TRAIN_HUB_URL;
+    process.env.SAE_TRAIN_HUB_URL = `http://127.0.0.1:${port}`;
+    try {
+      const out = join(tmpDir('sae-hub-out-'), 'run');
+      const err = await importCheckpoint(`hf://org/saes/${HOOK_FOLDER}`, out, { overwrite: false }).catch((e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(UserError);
+      const m = (err as Error).message;
+      expect(m).toContain(`http://127.0.0.1:${port}/org/saes/resolve/main/${HOOK_FOLDER}/cfg.json (ECONNREFUSED)`);
+      expect(m).toContain(`https://huggingface.co/org/saes/tree/main/${HOOK_FOLDER}`);
+      expect(m).toMatch(/cfg\.json and sae_weights\.safetensors/);
+      expect(m).toContain('sae-train import <folder> --out DIR');
+      expect(m).not.toMatch(/model\.safetensors|config\.json|set model:/);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      process.env.SAE_TRAIN_HUB_URL = base;
+    }
   });
 
   it('names the URL when the folder is not on the hub', async () => {

@@ -5,6 +5,7 @@ import { disableNativeMatMul, enableNativeMatMul, nativeMatMulActive, planMatMul
 import { backendLine, initBackend } from '../src/backend/picker.js';
 import { gaussian, makeRng } from '../src/io/rng.js';
 import '../src/backend/gradients.js';
+import { IN_CI } from './helpers/ci.js';
 
 /**
  * The native BLAS matmul (native/sae_blas.c through src/backend/native-blas.ts) against a float64 reference
@@ -12,7 +13,7 @@ import '../src/backend/gradients.js';
  * missing addon is a failure; elsewhere these tests are skipped with the reason.
  */
 const { addon, reason } = loadBlasAddon();
-const CI = process.env.CI === 'true';
+const CI = IN_CI;
 if (!addon && !CI) console.warn(`test/native-blas: skipped: ${reason}`);
 
 describe('native BLAS addon', () => {
@@ -195,8 +196,10 @@ describe.runIf(addon)('the wasm backend\'s BatchMatMul through the BLAS', () => 
   beforeAll(async () => {
     const info = await initBackend('wasm');
     // recorded: the BLAS; printed: with its threads (results do not depend on them)
-    expect(info.detail).toMatch(/^wasm \+ (OpenBLAS \d+\.\d+\.\d+|Accelerate)$/);
-    expect(backendLine(info)).toMatch(/^wasm \+ (OpenBLAS \d+\.\d+\.\d+|Accelerate) \(\d+ threads?\)$/);
+    // …and OpenBLAS's kernel family, which decides the rounding (issue 26)
+    expect(info.detail).toMatch(/^wasm \+ (OpenBLAS \d+\.\d+\.\d+, \w+ kernels|Accelerate)$/);
+    if (info.detail.includes('OpenBLAS')) expect(info.kernels).toBe(loadBlasAddon().addon!.info().core);
+    expect(backendLine(info)).toMatch(/^wasm \+ (OpenBLAS \d+\.\d+\.\d+, \w+ kernels|Accelerate) \(\d+ threads?\)$/);
     expect(nativeMatMulActive()).toBe(true);
   });
   afterAll(() => void enableNativeMatMul());

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
 import { umap2d } from '../src/report/umap.js';
 import { markdownToHtml } from '../src/report/markdown-html.js';
-import { CHROMIUM, inspectPage } from './helpers/chromium.js';
+import { inspectPage, SKIP_RENDERING } from './helpers/chromium.js';
 import { HOOKS, SEEDS, runName, writeEvalFixture, writeTrainFixture } from './helpers/eval-fixture.js';
 import { useTestBackend } from './helpers/backend.js';
 import { tmpDir } from './helpers/tmp.js';
@@ -67,7 +67,7 @@ report:
     expect(md).toContain('| prompt | clean | spliced |');
   });
 
-  it.skipIf(!CHROMIUM)('renders in headless Chromium with every plot drawn and no console errors', async () => {
+  it.skipIf(SKIP_RENDERING)('renders in headless Chromium with every plot drawn and no console errors', async () => {
     // the top of the page by default (cheap); the whole page when SAE_TRAIN_REPORT_SCREENSHOT names a file to look at
     const full = process.env.SAE_TRAIN_REPORT_SCREENSHOT;
     const shot = full ? { path: full } : { path: join(dir, 'report.png'), clip: { x: 0, y: 0, width: 1400, height: 900 } };

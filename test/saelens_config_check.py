@@ -22,7 +22,9 @@ Rules (sae_lens 6.18: loading/pretrained_sae_loaders.py, saes/sae.py, saes/{stan
    to cfg dtype. A "scaling_factor" tensor that is not all ones needs finetuning_scaling_factor True (and 6.x
    then has no parameter for it).
 Besides SAELens' own rules, for a folder written by sae-train: metadata.hook_name and model_name are set (the
-hook to attach to), and sae_lens_training_version is absent or names sae-train (it was not trained by SAELens).
+hook to attach to); sae_lens_training_version is present (SAEMetadata fills a missing one with SAELens' own version) and
+names sae-train or a SAELens version; metadata.model_from_pretrained_kwargs is a mapping (sae_lens/evals.py runs
+HookedTransformer.from_pretrained_no_processing(model_name, **it)); dataset_path is not an activation cache.
 """
 import json
 import os
@@ -116,9 +118,17 @@ def check(folder):
     for k in ("hook_name", "model_name"):
         if not isinstance(md.get(k), str) or not md.get(k):
             errors.append(f"metadata.{k} missing (after SAELens' {layout} config handling)")
+    if "sae_lens_training_version" not in md:
+        errors.append("sae_lens_training_version missing: SAEMetadata fills in SAELens' own version")
     tv = md.get("sae_lens_training_version")
-    if tv is not None and "sae-train" not in str(tv):
-        errors.append(f"sae_lens_training_version {tv!r} claims a SAELens training run")
+    if tv is not None and "sae-train" not in str(tv) and not str(tv)[:1].isdigit():
+        errors.append(f"sae_lens_training_version {tv!r} is neither sae-train's nor a SAELens version")
+    kw = md.get("model_from_pretrained_kwargs")
+    if not isinstance(kw, dict):
+        errors.append(f"metadata.model_from_pretrained_kwargs is {kw!r}: SAELens' evals call from_pretrained_no_processing(**it), which needs a mapping")
+    dp = md.get("dataset_path")
+    if isinstance(dp, str) and (os.path.exists(os.path.join(dp, "manifest.json"))):
+        errors.append(f"dataset_path {dp!r} is an activation cache, not a dataset")
 
     d_in, d_sae = c.get("d_in"), c.get("d_sae")
     want = {"W_enc": [d_in, d_sae], "b_enc": [d_sae], "W_dec": [d_sae, d_in], "b_dec": [d_in]}

@@ -13,6 +13,7 @@ import { TrainSchema } from '../src/recipe/schema.js';
 import { readJobs } from '../src/slurm/records.js';
 import { statePath } from '../src/train/state.js';
 import { runsOfPart } from '../src/train/train.js';
+import { IN_CI } from './helpers/ci.js';
 
 const exec = promisify(execFile);
 
@@ -31,7 +32,7 @@ describe('sae-train slurm on a one-node Slurm', () => {
   beforeAll(() => {
     const r = startLocalSlurm(join(dir, 'slurm-state'));
     if ('error' in r) {
-      if (process.env.CI === 'true') throw new Error(`the local Slurm cluster did not start (scripts/slurm-local.sh): ${r.error}`);
+      if (IN_CI) throw new Error(`the local Slurm cluster did not start (scripts/slurm-local.sh): ${r.error}`);
       skipped = r.error;
       console.warn(`skipping the Slurm tests: the local cluster did not start (needs slurm-wlm, munge, root): ${r.error}`);
       return;

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { deviceLimits, saeSweepTrainBytes } from '../src/backend/memory.js';
 import { initBackend } from '../src/backend/picker.js';
-import { isSoftwareAdapter, type AdapterRecord } from '../src/backend/webgpu.js';
+import { capWebGpuBuffers, isSoftwareAdapter, requestedLimits, WEBGPU_DEFAULT_LIMITS, type AdapterRecord } from '../src/backend/webgpu.js';
 import { mayHaveHardwareGpu } from '../src/backend/gpu-nodes.js';
 import { UserError } from '../src/io/errors.js';
 import { memoryChunks } from '../src/train/passes.js';
@@ -24,6 +24,9 @@ import { relErr, webgpuForTests } from './helpers/webgpu.js';
  * against wasm and the numpy GPT-2 reference. One process switches between the two backends.
  */
 const adapter = await webgpuForTests();
+// Every buffer capped at WebGPU's default 128 MiB, so that the over-limit test allocates little on any adapter.
+const CAP = WEBGPU_DEFAULT_LIMITS.maxStorageBufferBindingSize;
+capWebGpuBuffers(CAP);
 
 describe('webgpu adapter classification', () => {
   const base = { vendor: '', architecture: '', device: '', description: '', isFallbackAdapter: false };
@@ -45,6 +48,14 @@ describe('webgpu adapter classification', () => {
 });
 
 describe('webgpu memory limits (pure)', () => {
+  it('requests at most the cap per buffer from the device, never below WebGPU\'s defaults nor above the adapter', () => {
+    const nvidia = { maxBufferSize: 2 ** 40, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 49152, maxComputeWorkgroupsPerDimension: 65535 };
+    expect(requestedLimits(nvidia)).toEqual(nvidia);
+    expect(requestedLimits(nvidia, 2 ** 30)).toEqual({ ...nvidia, maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30 });
+    expect(requestedLimits(nvidia, 1024)).toEqual({ ...nvidia, maxBufferSize: 256 * 2 ** 20, maxStorageBufferBindingSize: 128 * 2 ** 20 });
+    const lavapipe = { ...nvidia, maxBufferSize: 2 ** 32 - 1, maxStorageBufferBindingSize: 128 * 2 ** 20 };
+    expect(requestedLimits(lavapipe, 2 ** 30).maxStorageBufferBindingSize).toBe(128 * 2 ** 20);
+  });
   const lavapipe: AdapterRecord = {
     vendor: 'mesa', architecture: 'software', device: 'llvmpipe', description: 'llvmpipe: Mesa 25', isFallbackAdapter: true, software: true,
     limits: { maxBufferSize: 2 ** 32 - 1, maxStorageBufferBindingSize: 128 * 2 ** 20, maxComputeWorkgroupStorageSize: 32768, maxComputeWorkgroupsPerDimension: 65535 },
@@ -72,8 +83,10 @@ describe.skipIf(!adapter)('webgpu backend (Dawn)', () => {
     const forced = await initBackend('webgpu');
     expect(forced.name).toBe('webgpu');
     expect(tf.getBackend()).toBe('webgpu');
-    expect(forced.adapter).toEqual(adapter);
-    expect(forced.detail).toContain(`maxStorageBufferBindingSize ${Math.floor(adapter!.limits.maxStorageBufferBindingSize / 2 ** 20)} MiB`);
+    // the device's limits: the adapter's, capped at CAP per buffer
+    expect(forced.adapter).toEqual({ ...adapter, limits: requestedLimits(adapter!.limits, CAP) });
+    expect(forced.adapter!.limits.maxStorageBufferBindingSize).toBe(CAP);
+    expect(forced.detail).toContain(`maxStorageBufferBindingSize ${CAP / 2 ** 20} MiB`);
     if (adapter!.software) expect(forced.detail).toMatch(/software adapter runs on the CPU/);
   });
 
@@ -105,10 +118,10 @@ describe.skipIf(!adapter)('webgpu backend (Dawn)', () => {
     }
   });
 
-  it('refuses a tensor over the adapter\'s buffer limit with a UserError instead of computing zeros', async () => {
-    await initBackend('webgpu');
-    const n = Math.floor(Math.min(adapter!.limits.maxStorageBufferBindingSize, adapter!.limits.maxBufferSize) / 4) + 1024;
-    if (n * 4 > 2 ** 31) return; // a hardware adapter with 2 GiB buffers: too big to allocate in a test
+  it('refuses a tensor over the device\'s buffer limit with a UserError instead of computing zeros (on any adapter)', async () => {
+    const limits = (await initBackend('webgpu')).adapter!.limits;
+    const n = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / 4) + 1024;
+    expect(n * 4).toBe(CAP + 4096); // the capped limit, whatever the adapter's own
     const before = tf.memory().numTensors;
     let err: unknown;
     try {

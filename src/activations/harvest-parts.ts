@@ -11,7 +11,9 @@ import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
 import type { LoadedGpt2 } from '../model/load.js';
 import { contiguousSplit, formatPart, type Part } from '../parallel/split.js';
-import { cacheManifest, cacheModelInfo, completeCache, harvestRows, readProgress, type HarvestRunOptions, type HarvestSpec, type RowRange, type ShardEntry } from './harvest.js';
+import { cacheManifest, cacheModelInfo, completeCache, harvestRows, readProgress, type BackendChange, type CacheBackend, type HarvestRunOptions, type HarvestSpec, type RowRange, type ShardEntry } from './harvest.js';
+import { describeRecord, recordOf, ALLOW_BACKEND_CHANGE } from '../backend/record.js';
+import { warn } from '../ui/log.js';
 import { shardFileName, type Manifest } from './manifest.js';
 import { forwardBytes } from '../model/gpt2.js';
 import type { Gpt2Config } from '../model/config.js';
@@ -30,6 +32,9 @@ export interface PartRecord {
   exhausted: boolean;
   model: Manifest['model'];
   d_in: number;
+  /** The backend the part's rows were computed on (absent in part records of older versions). */
+  backend?: CacheBackend;
+  backend_changes?: BackendChange[];
 }
 
 export const partDir = (dir: string, index: number): string => join(dir, `part-${index}`);
@@ -98,7 +103,10 @@ export async function harvestPart(model: LoadedGpt2, spec: HarvestSpec, dir: str
   } else rmSync(pdir, { recursive: true, force: true });
   const range = partRange(spec, part);
   const r = await harvestRows(model, spec, pdir, done, range, opts, { part: partTag });
-  const record: PartRecord = { harvest: spec, part: partTag, range, shards: r.shards, documents: r.documents, exhausted: r.exhausted, ...cacheModelInfo(model, spec) };
+  const record: PartRecord = {
+    harvest: spec, part: partTag, range, shards: r.shards, documents: r.documents, exhausted: r.exhausted, ...cacheModelInfo(model, spec),
+    backend: r.backend, ...(r.backendChanges.length ? { backend_changes: r.backendChanges } : {}),
+  };
   writeJsonAtomic(join(pdir, PART_FILE), record);
   rmSync(join(pdir, '.harvest-progress.json'), { force: true });
   return record;
@@ -108,7 +116,8 @@ export async function harvestPart(model: LoadedGpt2, spec: HarvestSpec, dir: str
  * The finishing pass over finished parts 0..count-1: moves every part's shards into `dir` (a rename; a shard
  * already moved by an interrupted finishing pass is found in place) and completes the cache. Returns its manifest.
  */
-export function mergeParts(dir: string, spec: HarvestSpec, records: PartRecord[]): { manifest: Manifest; exhausted: boolean } {
+export function mergeParts(dir: string, spec: HarvestSpec, records: PartRecord[], opts: { allowBackendChange?: boolean } = {}): { manifest: Manifest; exhausted: boolean } {
+  const backend = partsBackend(dir, records, !!opts.allowBackendChange);
   const shards: ShardEntry[] = [];
   let documents: number | undefined;
   let exhausted = false;
@@ -130,9 +139,33 @@ export function mergeParts(dir: string, spec: HarvestSpec, records: PartRecord[]
     if (documents === undefined && (rec.exhausted || rec.range.end === spec.tokens)) documents = rec.documents;
     exhausted ||= rec.exhausted;
   }
-  const manifest = completeCache(dir, cacheManifest(records[0], spec, shards, documents ?? 0));
+  const manifest = completeCache(dir, { ...cacheManifest(records[0], spec, shards, documents ?? 0), ...backend });
   removeParts(dir);
   return { manifest, exhausted };
+}
+
+/**
+ * The backend the merged cache records: the parts' (not the finishing process', which may run elsewhere). Parts
+ * computed on different backend records (Slurm tasks on two CPU types: other OpenBLAS kernels) are refused, or
+ * with `allow` merged and listed in backend_changes.
+ */
+function partsBackend(dir: string, records: PartRecord[], allow: boolean): { backend?: CacheBackend; backend_changes?: BackendChange[] } {
+  const known = records.filter((r) => r.backend);
+  if (!known.length) return {};
+  const key = (b: CacheBackend) => JSON.stringify(recordOf(b));
+  const groups = new Map<string, PartRecord[]>();
+  for (const r of known) groups.set(key(r.backend!), [...(groups.get(key(r.backend!)) ?? []), r]);
+  const changes = records.flatMap((r) => r.backend_changes ?? []);
+  const first = known[0].backend!;
+  if (groups.size > 1) {
+    const list = [...groups.values()].map((g) => `part${g.length > 1 ? 's' : ''} ${g.map((r) => formatPart(r.part)).join(', ')}: ${describeRecord(recordOf(g[0].backend!))}`).join('; ');
+    if (!allow)
+      throw new UserError(`harvest.out: the parts in ${dir} were computed on different backends (${list}); merged, the cache would mix roundings and no longer be bit-identical to a one-machine harvest. ` +
+        `Harvest the odd parts again on the others' machine type (delete their part-<i>/ folders), or pass ${ALLOW_BACKEND_CHANGE} to merge them anyway.`);
+    warn(`harvest.out: merging parts computed on different backends (${list}) (${ALLOW_BACKEND_CHANGE}): the cache is no longer bit-identical to a one-machine harvest.`);
+    for (const r of known) if (key(r.backend!) !== key(first)) changes.push({ shard: r.shards[0]?.file ?? `part ${formatPart(r.part)}`, from: first, to: r.backend! });
+  }
+  return { backend: first, ...(changes.length ? { backend_changes: changes } : {}) };
 }
 
 /**

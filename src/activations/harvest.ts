@@ -1,6 +1,6 @@
 /**
  * Harvest: corpus → token windows → GPT-2 forward (all hooks in one pass, stopping after the last layer they
- * need) → activation shards in the DESIGN.md cache format, manifest.json last.
+ * need) → activation shards in the cache format of docs/formats.md, manifest.json last.
  *
  * Resumable: after each shard (written atomically) `.harvest-progress.json` records the shards done. Windowing
  * is deterministic, so a re-run regenerates the same windows, skips the rows already written (also within a
@@ -11,6 +11,8 @@ import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:f
 import { join } from 'node:path';
 import { WASM_SAFE_BYTES, formatBytes } from '../backend/memory.js';
 import { currentBackend, recordedBackend } from '../backend/picker.js';
+import { checkBackendChange, recordOf } from '../backend/record.js';
+import { warn } from '../ui/log.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
 import { checkNotEmpty, corpusFiles, corpusWindows, newStats } from '../model/corpus.js';
@@ -50,9 +52,21 @@ export function harvestSpec(cfg: HarvestConfig, model: string, processing: strin
 const same = (a: unknown, b: HarvestSpec) => JSON.stringify(a) === JSON.stringify(b);
 
 export type ShardEntry = Manifest['shards'][number];
+/** The backend a cache's rows were computed on (src/backend/record.ts), and where a resume changed it. */
+export type CacheBackend = ReturnType<typeof recordedBackend>;
+export interface BackendChange {
+  /** The first shard computed on `to`. */
+  shard: string;
+  from: CacheBackend;
+  to: CacheBackend;
+}
+
 interface Progress {
   harvest: HarvestSpec;
   shards: ShardEntry[];
+  /** The backend the shards so far were computed on (absent in progress files of older versions). */
+  backend?: CacheBackend;
+  backend_changes?: BackendChange[];
   /** In a part's folder: which part (harvest-parts.ts). */
   part?: { index: number; count: number };
 }
@@ -161,6 +175,8 @@ export interface HarvestRunOptions {
   where: string;
   /** Called after each batch with the rows written so far (including resumed ones). */
   onProgress?: (rows: number) => void;
+  /** Resume shards computed on another backend record (src/backend/record.ts). */
+  allowBackendChange?: boolean;
 }
 
 export interface HarvestResult {
@@ -191,6 +207,9 @@ export interface RowsResult {
   documents: number;
   /** The corpus ran out before `range.end`. */
   exhausted: boolean;
+  /** The backend of the rows written here, and the changes a resume with --allow-backend-change made. */
+  backend: CacheBackend;
+  backendChanges: BackendChange[];
 }
 
 /**
@@ -199,7 +218,7 @@ export interface RowsResult {
  */
 export async function runHarvest(model: LoadedGpt2, spec: HarvestSpec, dir: string, done: ShardEntry[], opts: HarvestRunOptions): Promise<HarvestResult> {
   const r = await harvestRows(model, spec, dir, done, { start: 0, end: spec.tokens, firstShard: 0 }, opts);
-  const manifest = completeCache(dir, cacheManifest(cacheModelInfo(model, spec), spec, r.shards, r.documents));
+  const manifest = completeCache(dir, { ...cacheManifest(cacheModelInfo(model, spec), spec, r.shards, r.documents), ...(r.backendChanges.length ? { backend_changes: r.backendChanges } : {}) });
   return { manifest, resumedRows: r.resumedRows, exhausted: r.exhausted };
 }
 
@@ -266,6 +285,18 @@ export async function harvestRows(model: LoadedGpt2, spec: HarvestSpec, dir: str
   const resumedRows = done.reduce((a, s) => a + s.rows, 0);
   let written = range.start + resumedRows;
   const shards = [...done];
+  // Rows computed on another backend round differently: a resume there takes --allow-backend-change.
+  const now = recordedBackend(currentBackend());
+  const prev = done.length ? readProgress(dir) : undefined;
+  let changes = prev?.backend_changes ?? [];
+  if (prev?.backend && written < target) {
+    const note = checkBackendChange(`${opts.where}: resuming the harvest in ${dir} after ${done.length} shard(s)`, recordOf(prev.backend), recordOf(now), !!opts.allowBackendChange);
+    if (note) {
+      warn(note);
+      changes = [...changes, { shard: shardFileName(range.firstShard + done.length), from: prev.backend, to: now }];
+    }
+  }
+  const backendFields = { backend: now, ...(changes.length ? { backend_changes: changes } : {}) };
   const newBuffer = () => new ShardBuffer(Math.min(spec.shard_tokens, target - written), hooks, dIn);
   let buf = newBuffer();
   const flush = () => {
@@ -273,7 +304,7 @@ export async function harvestRows(model: LoadedGpt2, spec: HarvestSpec, dir: str
     const s = writeShard(join(dir, file), buf.rows(), dIn, spec.dtype);
     shards.push({ file, ...s });
     written += s.rows;
-    writeJsonAtomic(join(dir, PROGRESS_FILE), { harvest: spec, shards, ...extra } satisfies Progress);
+    writeJsonAtomic(join(dir, PROGRESS_FILE), { harvest: spec, shards, ...extra, ...backendFields } satisfies Progress);
     if (written < target) buf = newBuffer();
   };
 
@@ -340,5 +371,5 @@ export async function harvestRows(model: LoadedGpt2, spec: HarvestSpec, dir: str
     for (const _ of corpusWindows(spec.corpus, tok, windowOpts, stats)) if (++windowIndex >= windowsNeeded) break;
   }
   checkNotEmpty(stats, windowIndex, ctx, `${opts.where}: harvest.corpus`);
-  return { shards, rows: written - range.start, resumedRows, documents: stats.documents, exhausted: written < target };
+  return { shards, rows: written - range.start, resumedRows, documents: stats.documents, exhausted: written < target, backend: now, backendChanges: changes };
 }

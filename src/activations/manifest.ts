@@ -6,7 +6,7 @@ import { writeJsonAtomic } from '../io/atomic.js';
 
 export const CACHE_FORMAT = 'sae-train.activations/v1';
 
-/** manifest.json of an activation cache (DESIGN.md, "Activation cache"). */
+/** manifest.json of an activation cache (docs/formats.md "Activation cache"). */
 export const ManifestSchema = z.object({
   format: z.literal(CACHE_FORMAT),
   model: z.object({

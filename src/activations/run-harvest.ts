@@ -19,7 +19,7 @@ import { createProgress } from '../ui/progress.js';
 import { requireSection, type StageOptions } from '../recipe/section.js';
 
 /** `sae-train harvest recipe.yaml`: the recipe's harvest: section → an activation cache in harvest.out. */
-export async function harvestFromRecipe(recipe: Recipe, opts: Pick<StageOptions, 'fresh' | 'overwrite' | 'part'>): Promise<void> {
+export async function harvestFromRecipe(recipe: Recipe, opts: Pick<StageOptions, 'fresh' | 'overwrite' | 'part' | 'allowBackendChange'>): Promise<void> {
   const cfg = requireSection(recipe, 'harvest');
   if (!recipe.model) throw new UserError(`${recipe.path}: harvest needs model: (a local Hugging Face folder with config.json and model.safetensors, or a hub id such as gpt2).`);
   const proc = { foldLn: cfg.fold_ln, centerWritingWeights: cfg.center_writing_weights };
@@ -47,7 +47,7 @@ export async function harvestFromRecipe(recipe: Recipe, opts: Pick<StageOptions,
   const progress = createProgress('harvest', cfg.tokens, 'tok', resumed);
   let r;
   try {
-    r = await runHarvest(model, spec, dir, state.shards, { batchSize: cfg.batch_size, where: recipe.path, onProgress: (n) => progress.update(n) });
+    r = await runHarvest(model, spec, dir, state.shards, { batchSize: cfg.batch_size, where: recipe.path, onProgress: (n) => progress.update(n), allowBackendChange: opts.allowBackendChange });
   } finally {
     progress.stop();
     disposeParams(model.params);
@@ -61,7 +61,7 @@ export async function harvestFromRecipe(recipe: Recipe, opts: Pick<StageOptions,
 type Proc = { foldLn: boolean; centerWritingWeights: boolean };
 
 /** `--part i/n`: harvests the part's shards into <out>/part-<i>/ (see harvest-parts.ts). */
-async function harvestOnePart(modelRef: string, cfg: HarvestConfig, spec: HarvestSpec, proc: Proc, part: Part, opts: Pick<StageOptions, 'fresh' | 'overwrite'>, where: string): Promise<void> {
+async function harvestOnePart(modelRef: string, cfg: HarvestConfig, spec: HarvestSpec, proc: Proc, part: Part, opts: Pick<StageOptions, 'fresh' | 'overwrite' | 'allowBackendChange'>, where: string): Promise<void> {
   const dir = cfg.out;
   // A finished cache of other settings is refused (or, with --overwrite, cleared); --fresh clears ours, so the
   // finishing pass merges the new parts instead of reusing it. Part folders stay: other parts may be running.
@@ -87,7 +87,7 @@ async function harvestOnePart(modelRef: string, cfg: HarvestConfig, spec: Harves
 }
 
 /** The finishing pass over parts: harvests any part not finished yet (in this process), then merges them. */
-async function finishParts(modelRef: string, cfg: HarvestConfig, spec: HarvestSpec, proc: Proc, count: number, opts: Pick<StageOptions, 'fresh' | 'overwrite'>, where: string): Promise<void> {
+async function finishParts(modelRef: string, cfg: HarvestConfig, spec: HarvestSpec, proc: Proc, count: number, opts: Pick<StageOptions, 'fresh' | 'overwrite' | 'allowBackendChange'>, where: string): Promise<void> {
   const dir = cfg.out;
   const same = (r: PartRecord | undefined) => r && JSON.stringify(r.harvest) === JSON.stringify(spec) && r.part.count === count;
   const records: Array<PartRecord | undefined> = Array.from({ length: count }, (_, i) => readPartRecord(dir, i));
@@ -105,7 +105,7 @@ async function finishParts(modelRef: string, cfg: HarvestConfig, spec: HarvestSp
       }
     });
   }
-  const { manifest, exhausted } = mergeParts(dir, spec, records as PartRecord[]);
+  const { manifest, exhausted } = mergeParts(dir, spec, records as PartRecord[], opts);
   if (exhausted)
     warn(`harvest: the corpus ran out after ${manifest.tokens.toLocaleString('en-US')} tokens (${cfg.tokens.toLocaleString('en-US')} asked for); the cache holds what there was. Add text to harvest.corpus or lower harvest.tokens.`);
   info(`harvest: ${count} parts merged: ${manifest.tokens.toLocaleString('en-US')} tokens × ${cfg.hooks.length} hook(s) (d_in ${manifest.d_in}) from ${manifest.corpus.documents} documents in ${dir} in ${manifest.shards.length} shard(s).`);

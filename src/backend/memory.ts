@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { totalmem } from 'node:os';
 import type { AdapterRecord } from './webgpu.js';
+import { gpuBinding, nvidiaSmiGpus, type GpuBinding, type NvidiaGpu } from './gpu-binding.js';
 
 /**
  * Memory estimates, so that runs too big for the wasm heap are refused
@@ -59,7 +59,7 @@ export function formatBytes(n: number): string {
  * What a backend can hold: one tensor (one buffer) and all tensors together, so that a
  * stage too big is refused before it starts. wasm: the safe heap. webgpu: the adapter's
  * buffer limits (maxStorageBufferBindingSize: 128 MiB on lavapipe, 2 GiB − 4 on NVIDIA
- * Vulkan) and the device's memory where it can be known (NVIDIA: nvidia-smi; a software
+ * Vulkan) and the device's memory where it can be known (NVIDIA: nvidia-smi, the bound GPU's; a software
  * adapter: host memory). Other backends: no known limit (undefined).
  */
 export interface DeviceLimits {
@@ -84,19 +84,19 @@ export function deviceLimits(b: { name: string; adapter?: AdapterRecord }): Devi
   };
 }
 
-let nvidiaMemo: number | undefined | null = null;
-/** Total memory of the smallest NVIDIA GPU (nvidia-smi), or undefined: WebGPU itself does not report it. */
+/**
+ * Total memory of the GPU this process runs on (NVIDIA: nvidia-smi), or undefined: WebGPU itself does not report
+ * it. The GPU a scheduler bound to the process when that is known (src/backend/gpu-binding.ts), else the smallest.
+ */
 function nvidiaMemoryBytes(a: AdapterRecord): number | undefined {
   if (!/nvidia/i.test(`${a.vendor} ${a.description}`)) return undefined;
-  if (nvidiaMemo !== null) return nvidiaMemo;
-  try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=memory.total', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
-    const mib = out.split('\n').map(Number).filter((x) => x > 0);
-    nvidiaMemo = mib.length ? Math.min(...mib) * 1024 ** 2 : undefined;
-  } catch {
-    nvidiaMemo = undefined;
-  }
-  return nvidiaMemo;
+  return gpuMemoryBytes(gpuBinding(), nvidiaSmiGpus());
+}
+
+/** Pure: the bound GPU's memory, else the smallest of those visible (a binding that is not known may be any). */
+export function gpuMemoryBytes(binding: Pick<GpuBinding, 'gpu'>, visible: readonly NvidiaGpu[] | undefined): number | undefined {
+  if (binding.gpu) return binding.gpu.memoryBytes;
+  return visible?.length ? Math.min(...visible.map((g) => g.memoryBytes)) : undefined;
 }
 
 /** The largest single tensor of one SAE step (src/sae/loss.ts): [batch, d_sae] activations or [d_in, d_sae] weights. */

@@ -4,6 +4,7 @@ import { mayHaveHardwareGpu } from './gpu-nodes.js';
 import { describeAdapter, initWebGpu, VULKAN_HINT, type AdapterRecord } from './webgpu.js';
 import { warn } from '../ui/log.js';
 import { disableNativeMatMul, enableNativeMatMul } from './native-blas.js';
+import { loadBlasAddon } from './blas-addon.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'wasm-pure', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -19,6 +20,8 @@ export interface BackendInfo {
   choice?: BackendChoice;
   /** Native BLAS threads: printed, not recorded (results do not depend on it). */
   threads?: number;
+  /** The BLAS kernel family (OpenBLAS's core: Zen, Haswell, SkylakeX, …), which decides the rounding; also in `detail`. */
+  kernels?: string;
 }
 
 /** The backend line printed at start, e.g. "wasm + OpenBLAS 0.3.21 (2 threads)". */
@@ -38,22 +41,34 @@ async function tryImport(mod: string): Promise<boolean> {
   }
 }
 
-async function tryTensorflow(mods = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']): Promise<BackendInfo | undefined> {
+/**
+ * Loads a tfjs-node package as the `tensorflow` backend and says whether TensorFlow found a CUDA GPU, or
+ * undefined when it does not load. Tests inject a stand-in (no real tfjs-node-gpu is installable there).
+ */
+export type TensorflowLoader = (mod: string) => Promise<{ gpu: boolean } | undefined>;
+
+const loadTensorflow: TensorflowLoader = async (mod) => {
   // tfjs-node(-gpu) are optionalDependencies: absent on machines where libtensorflow could not be downloaded.
-  for (const mod of mods) {
-    if ((await tryImport(mod)) && (await tf.setBackend('tensorflow').catch(() => false))) {
-      await tf.ready();
-      const gpu = (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
-      return { name: 'tensorflow', detail: `${mod.replace('@tensorflow/', '')} (${gpu ? 'on a CUDA GPU' : 'on the CPU'})` };
-    }
-  }
-  return undefined;
+  if (!(await tryImport(mod)) || !(await tf.setBackend('tensorflow').catch(() => false))) return undefined;
+  await tf.ready();
+  return { gpu: (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true };
+};
+
+/** What the picker probes, replaceable in tests. */
+export interface PickerProbes {
+  tensorflow?: TensorflowLoader;
+  /** Whether a hardware GPU may be there for Dawn (src/backend/gpu-nodes.ts). */
+  hardwareGpu?: () => boolean;
 }
 
-/** tfjs-node-gpu only when TensorFlow found a GPU device: without CUDA 11 + cuDNN 8 it runs on the CPU silently. */
-async function tryTensorflowGpu(): Promise<BackendInfo | undefined> {
-  const b = await tryTensorflow(['@tensorflow/tfjs-node-gpu']);
-  return b?.detail.endsWith('(on a CUDA GPU)') ? b : undefined;
+const TF_GPU = '@tensorflow/tfjs-node-gpu', TF_CPU = '@tensorflow/tfjs-node';
+
+async function tryTensorflow(load: TensorflowLoader, mods: string[]): Promise<(BackendInfo & { gpu: boolean }) | undefined> {
+  for (const mod of mods) {
+    const r = await load(mod);
+    if (r) return { name: 'tensorflow', detail: `${mod.replace('@tensorflow/', '')} (${r.gpu ? 'on a CUDA GPU' : 'on the CPU'})`, gpu: r.gpu };
+  }
+  return undefined;
 }
 
 async function tryWebGpu(allowSoftware: boolean): Promise<BackendInfo | undefined> {
@@ -82,7 +97,10 @@ async function tryWasm(native: boolean): Promise<BackendInfo | undefined> {
   }
   const blas = enableNativeMatMul();
   if (blas.reason) warn(`${blas.reason}.`);
-  return { name: 'wasm', detail: blas.detail ? `wasm + ${blas.detail}` : base, choice: 'wasm', threads: blas.threads };
+  if (!blas.detail) return { name: 'wasm', detail: base, choice: 'wasm' };
+  // OpenBLAS picks its kernels per CPU type (DYNAMIC_ARCH), and they round differently: recorded with the BLAS
+  const kernels = loadBlasAddon().addon?.info().core || undefined;
+  return { name: 'wasm', detail: `wasm + ${blas.detail}${kernels ? `, ${kernels} kernels` : ''}`, choice: 'wasm', threads: blas.threads, ...(kernels ? { kernels } : {}) };
 }
 
 async function useCpu(): Promise<BackendInfo> {
@@ -98,12 +116,13 @@ async function useCpu(): Promise<BackendInfo> {
  * an explicit choice that cannot load is an error naming what to install.
  * Idempotent: a second call with the same choice returns the backend already set.
  */
-export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice = 'auto', probes: PickerProbes = {}): Promise<BackendInfo> {
   if (current && (choice === 'auto' || choice === (current.choice ?? current.name))) return current;
+  const load = probes.tensorflow ?? loadTensorflow;
   let info: BackendInfo | undefined;
   switch (choice) {
     case 'tensorflow':
-      info = await tryTensorflow();
+      info = strip(await tryTensorflow(load, [TF_GPU, TF_CPU]));
       if (!info) throw new UserError('backend "tensorflow" is not available: install @tensorflow/tfjs-node (CPU) or @tensorflow/tfjs-node-gpu (CUDA 11.8 + cuDNN 8) with network access to download libtensorflow, or use backend: wasm.');
       break;
     case 'webgpu':
@@ -120,14 +139,32 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
     case 'cpu':
       info = await useCpu();
       break;
-    case 'auto':
-      info = (await tryTensorflowGpu()) ?? (mayHaveHardwareGpu() ? await tryWebGpu(false) : undefined) ?? (await tryTensorflow()) ?? (await tryWasm(true)) ?? (await useCpu());
+    case 'auto': {
+      // tfjs-node-gpu only when TensorFlow found a GPU: without CUDA 11 + cuDNN 8 it runs on the CPU silently, and
+      // then it is not tfjs-node either (README's order: tfjs-node-gpu on a GPU → webgpu → tfjs-node → wasm → cpu).
+      const gpuTf = await tryTensorflow(load, [TF_GPU]);
+      info = (gpuTf?.gpu ? strip(gpuTf) : undefined)
+        ?? ((probes.hardwareGpu ?? mayHaveHardwareGpu)() ? await tryWebGpu(false) : undefined)
+        ?? (gpuTf ? undefined : strip(await tryTensorflow(load, [TF_CPU])))
+        ?? (await tryWasm(true)) ?? (await useCpu());
       break;
+    }
     default:
       throw new UserError(`unknown backend "${choice as string}": choose one of ${BACKENDS.join(', ')}.`);
   }
   current = info;
   return info;
+}
+
+const strip = (b: (BackendInfo & { gpu?: boolean }) | undefined): BackendInfo | undefined => {
+  if (!b) return undefined;
+  const { gpu: _gpu, ...rest } = b;
+  return rest;
+};
+
+/** Lets the next initBackend pick again (tests that change the probes). */
+export function forgetBackend(): void {
+  current = undefined;
 }
 
 /** The backend in use (after initBackend). */

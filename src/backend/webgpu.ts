@@ -9,6 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../io/errors.js';
+import { warn } from '../ui/log.js';
+import { gpuBinding } from './gpu-binding.js';
 
 /** What we record of the adapter in cfg.json, the cache manifest and the log. */
 export interface AdapterRecord {
@@ -57,6 +59,29 @@ let gpu: Gpu | undefined;
 let adapter: GpuAdapter | null | undefined;
 let lost: { reason: string; message: string } | undefined;
 let record: AdapterRecord | undefined;
+let bufferCap: number | undefined;
+
+/** WebGPU's default buffer limits: every adapter supports them, and a device never gets less. */
+export const WEBGPU_DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 * 1024 ** 2, maxBufferSize: 256 * 1024 ** 2 } as const;
+
+/**
+ * The buffer limits to request from the device: the adapter's, or at most `cap` bytes per buffer (never below
+ * WebGPU's defaults, which a device always gets). The guard and memory.ts size against what was requested.
+ */
+export function requestedLimits(adapterLimits: AdapterRecord['limits'], cap?: number): AdapterRecord['limits'] {
+  if (cap === undefined) return { ...adapterLimits };
+  const capped = (k: keyof typeof WEBGPU_DEFAULT_LIMITS) => Math.min(adapterLimits[k], Math.max(cap, WEBGPU_DEFAULT_LIMITS[k]));
+  return { ...adapterLimits, maxStorageBufferBindingSize: capped('maxStorageBufferBindingSize'), maxBufferSize: capped('maxBufferSize') };
+}
+
+/**
+ * Caps every buffer of the webgpu device at `bytes` (see requestedLimits); call before the backend starts. The
+ * tests use it to exercise the over-limit guard on any adapter, whose own limit may be too large to allocate.
+ */
+export function capWebGpuBuffers(bytes: number): void {
+  if (record) throw new Error('capWebGpuBuffers: the webgpu device has already been created');
+  bufferCap = bytes;
+}
 
 /** navigator.gpu from Dawn; it must exist before tfjs-backend-webgpu is imported (it checks at import). */
 async function dawnGpu(): Promise<Gpu | undefined> {
@@ -67,7 +92,16 @@ async function dawnGpu(): Promise<Gpu | undefined> {
   } catch {
     return undefined; // dawn.node missing or not loadable on this platform
   }
-  gpu = dawn.create([]);
+  // The GPU a scheduler bound to this process (src/backend/gpu-binding.ts): selected by name where that tells it apart.
+  const binding = gpuBinding();
+  if (binding.problem) warn(`webgpu: ${binding.problem}`);
+  gpu = dawn.create(binding.dawnFlags);
+  if (binding.dawnFlags.length) {
+    const chosen = gpu;
+    const any = dawn.create([]);
+    // a name Dawn does not know (nvidia-smi and Vulkan spelling a GPU differently): Dawn's own choice, said
+    gpu = { requestAdapter: async (o) => (await chosen.requestAdapter(o).catch(() => null)) ?? (warn(`webgpu: Dawn has no adapter named "${binding.gpu?.name}" (${binding.source}); using its default adapter.`), any.requestAdapter(o)) };
+  }
   // GPUBufferUsage, GPUMapMode, … as a browser has them: the backend uses them as globals.
   for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) Object.defineProperty(globalThis, k, { value: v, configurable: true, writable: true });
   const nav = (globalThis as { navigator?: object }).navigator;
@@ -101,6 +135,9 @@ export async function probeWebGpu(): Promise<AdapterRecord | undefined> {
   if (adapter === undefined) {
     const g = await dawnGpu();
     adapter = g ? await g.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null) : null;
+    const rec = adapter ? toRecord(adapter) : undefined, bound = gpuBinding().gpu;
+    if (rec && bound && !rec.software && rec.device && !rec.device.includes(bound.name) && !bound.name.includes(rec.device))
+      warn(`webgpu: Dawn's adapter "${rec.device}" is not the GPU bound to this process (${bound.name}, ${gpuBinding().source}).`);
   }
   return adapter ? toRecord(adapter) : undefined;
 }
@@ -112,24 +149,28 @@ export async function probeWebGpu(): Promise<AdapterRecord | undefined> {
 export async function initWebGpu(allowSoftware: boolean): Promise<AdapterRecord | undefined> {
   const rec = record ?? (await probeWebGpu());
   if (!rec || !adapter || (rec.software && !allowSoftware)) return undefined;
-  if (!record) await registerWebGpu(adapter); // an adapter makes one device: register it once, switch to it after
-  record = rec;
-  if (!(await tf.setBackend('webgpu'))) throw new UserError(`the webgpu backend failed to start on ${describeAdapter(rec)}. ${VULKAN_HINT}`);
+  if (!record) {
+    const device = { ...rec, limits: requestedLimits(rec.limits, bufferCap) };
+    await registerWebGpu(adapter, device.limits); // an adapter makes one device: register it once, switch to it after
+    record = device;
+  }
+  if (!(await tf.setBackend('webgpu'))) throw new UserError(`the webgpu backend failed to start on ${describeAdapter(record)}. ${VULKAN_HINT}`);
   await tf.ready();
-  return rec;
+  return record;
 }
 
-async function registerWebGpu(a: GpuAdapter): Promise<void> {
+async function registerWebGpu(a: GpuAdapter, limits: AdapterRecord['limits']): Promise<void> {
   const wg = await import('@tensorflow/tfjs-backend-webgpu');
   // Same device descriptor as the package's own factory (base.ts), on our adapter.
   const requiredFeatures = ['timestamp-query'].filter((f) => a.features.has(f));
   const limitNames = ['maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupSizeX', 'maxComputeInvocationsPerWorkgroup'];
-  const device = await a.requestDevice({ requiredFeatures, requiredLimits: Object.fromEntries(limitNames.map((k) => [k, a.limits[k]])) });
+  const wanted: Record<string, number> = { ...a.limits, ...limits };
+  const device = await a.requestDevice({ requiredFeatures, requiredLimits: Object.fromEntries(limitNames.map((k) => [k, wanted[k]])) });
   void device.lost.then((l) => {
     if (l.reason !== 'destroyed') lost = l;
   });
   tf.removeBackend('webgpu');
-  tf.registerBackend('webgpu', () => guardBuffers(new wg.WebGPUBackend(device as never, a.info as never), a.limits), 3);
+  tf.registerBackend('webgpu', () => guardBuffers(new wg.WebGPUBackend(device as never, a.info as never), wanted), 3);
 }
 
 type BufferManager = { acquireBuffer(size: number, usage: number, ...rest: unknown[]): unknown };

@@ -5,6 +5,8 @@ import { exportCheckpoint, writeFolder, type Exporter } from '../sae/exchange.js
 import { info } from '../ui/log.js';
 import { writeSaelensFolder } from '../sae/formats/saelens.js';
 import { writeSparsifyFolder } from '../sae/formats/sparsify.js';
+import { writeRunFolder } from '../sae/formats/run-folder.js';
+import { checkProcessingLabel, PROCESSING_LABELS } from '../sae/provenance.js';
 import { CREATED_BY } from '../version.js';
 
 /**
@@ -14,11 +16,15 @@ import { CREATED_BY } from '../version.js';
 export const EXPORT_FORMATS: Record<string, { describe: string; write: Exporter }> = {
   saelens: {
     describe: 'SAELens 6.x folder (cfg.json with architecture + metadata, sae_weights.safetensors): SAE.load_from_disk(DIR)',
-    write: (s, out) => writeSaelensFolder(out, { cfg: s.cfg, weights: s.weights, sparsity: s.sparsity, trainedWith: CREATED_BY }),
+    write: (s, out) => writeSaelensFolder(out, { dir: s.dir, cfg: s.cfg, weights: s.weights, sparsity: s.sparsity, provenance: s.provenance, exportedBy: CREATED_BY }),
   },
   sparsify: {
     describe: 'sparsify sparse-coder folder (cfg.json + sae.safetensors), TopK SAEs only: SparseCoder.load_from_disk(DIR)',
-    write: (s, out) => writeSparsifyFolder(out, { cfg: s.cfg, weights: s.weights }),
+    write: (s, out) => writeSparsifyFolder(out, { dir: s.dir, cfg: s.cfg, weights: s.weights, provenance: s.provenance }),
+  },
+  'sae-train': {
+    describe: 'this project\'s run folder with today\'s cfg.json (rewrites a run folder written before normalize_activations meant SAELens\' runtime norm, so that SAE.load_from_disk(DIR) reads it as it is)',
+    write: (s, out) => writeRunFolder(out, s),
   },
 };
 
@@ -34,6 +40,7 @@ interface Args {
   overwrite: boolean;
   'hook-name'?: string;
   'eval-out'?: string;
+  processing?: string;
 }
 
 export const exportCommand: CommandModule<object, Args> = {
@@ -46,6 +53,7 @@ export const exportCommand: CommandModule<object, Args> = {
     .option('overwrite', { type: 'boolean', default: false, describe: 'replace a non-empty --out' })
     .option('hook-name', { type: 'string', describe: 'the hook the SAE reads, for folders that do not say it (sparsify)' })
     .option('eval-out', { type: 'string', describe: 'neuronpedia: the eval.out folder that evaluated the checkpoint (its <run>/ holds the feature files)' })
+    .option('processing', { choices: PROCESSING_LABELS, describe: 'the TransformerLens weight processing of the model the SAE was trained on, written as SAELens\' model_from_pretrained_kwargs; only for folders that do not record it (run folders whose activation cache is gone, imports that did not say). none = raw Hugging Face activations' })
     .epilog('Formats are documented in docs/formats.md.') as never,
   handler: async (a) => {
     if (a.format === 'neuronpedia') {
@@ -60,6 +68,6 @@ export const exportCommand: CommandModule<object, Args> = {
     }
     const f = EXPORT_FORMATS[a.format];
     if (!f) throw new UserError(`--format ${a.format}: not a known format; choose one of ${[...Object.keys(EXPORT_FORMATS), 'neuronpedia'].join(', ')}.`);
-    await exportCheckpoint(a.checkpoint, f.write, a.out, { overwrite: a.overwrite, hookName: a['hook-name'] });
+    await exportCheckpoint(a.checkpoint, f.write, a.out, { overwrite: a.overwrite, hookName: a['hook-name'], processing: a.processing && checkProcessingLabel(a.processing, '--processing') });
   },
 };

@@ -7,6 +7,7 @@ import { loadRecipe } from '../recipe/load.js';
 import { expandRuns } from '../recipe/expand.js';
 import { requireSection } from './stage.js';
 import { info } from '../ui/log.js';
+import { describeGpuBinding, gpuBinding, nvidiaSmiGpus, openableNvidiaNodes } from '../backend/gpu-binding.js';
 import { describeUnits } from '../parallel/units.js';
 import { stageWorkers } from '../parallel/run-split.js';
 import { checkWorkers } from '../parallel/workers.js';
@@ -29,6 +30,8 @@ export const planCommand: CommandModule<object, { recipe: string; workers?: numb
     const flag = a.workers === undefined ? undefined : checkWorkers(a.workers, '--workers');
     if (recipe.train) planTrain(recipe);
     await planWorkers(recipe, flag);
+    const nodes = openableNvidiaNodes().length;
+    for (const line of describeGpuBinding(gpuBinding(), Math.max(nodes ? nvidiaSmiGpus()?.length ?? 0 : 0, nodes))) info(`\n${line}`);
   },
 };
 

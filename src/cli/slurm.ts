@@ -24,6 +24,7 @@ interface SlurmArgs {
   'dry-run': boolean;
   wait: boolean;
   overwrite: boolean;
+  'allow-backend-change': boolean;
   'poll-seconds': number;
 }
 
@@ -55,6 +56,7 @@ export const slurmCommand: CommandModule<object, SlurmArgs> = {
       .option('dry-run', { type: 'boolean', default: false, describe: 'only write the sbatch scripts; submit nothing' })
       .option('wait', { type: 'boolean', default: false, describe: 'block until every job has ended; exit 0 if the whole pipeline finished, 1 if not' })
       .option('overwrite', { type: 'boolean', default: false, describe: 'replace outputs (and a Slurm folder) of another recipe; passed on to every stage' })
+      .option('allow-backend-change', { type: 'boolean', default: false, describe: 'passed on to every stage: a task requeued onto another CPU type (another OpenBLAS kernel family) or backend resumes anyway, and harvest parts from different backends merge; results are then not bit-identical to one machine\'s' })
       .option('poll-seconds', { type: 'number', default: 10, describe: 'with --wait: how often to ask Slurm' }) as never,
   handler: async (a) => {
     const recipe = loadRecipe(a.recipe);
@@ -72,6 +74,7 @@ export const slurmCommand: CommandModule<object, SlurmArgs> = {
       dryRun: a['dry-run'],
       wait: a.wait,
       overwrite: a.overwrite,
+      allowBackendChange: a['allow-backend-change'],
       node: process.execPath,
       bin: builtBin(),
       pollSeconds: a['poll-seconds'],

@@ -34,6 +34,7 @@ export function withStageFlags<T>(y: Argv<T>) {
     .option('backend', { choices: BACKENDS, describe: 'tensor backend (wasm-pure: wasm without the native BLAS matmuls); overrides the recipe\'s backend:' })
     .option('overwrite', { type: 'boolean', default: false, describe: 'replace output folders that hold a different run' })
     .option('fresh', { type: 'boolean', default: false, describe: 'start over instead of reusing or resuming finished work' })
+    .option('allow-backend-change', { type: 'boolean', default: false, describe: 'resume a run (train, harvest, finetune) or merge harvest parts even when they were started on another backend record (another CPU type\'s OpenBLAS kernels, another BLAS or backend); the result is then no longer bit-identical to an uninterrupted run, and cfg.json says so' })
     .option('part', { type: 'string', describe: 'do only part i of n (0-based, e.g. 1/4) of the stage\'s independent work; what workers and Slurm array tasks run' })
     .option('workers', { type: 'number', describe: 'processes for each splittable stage (train, harvest, finetune, eval, consistency); overrides the recipe\'s workers: (default: one per core, fewer if memory is short; 1 = this process only)' });
 }
@@ -44,6 +45,7 @@ export interface StageArgs {
   backend?: BackendChoice;
   overwrite: boolean;
   fresh: boolean;
+  'allow-backend-change'?: boolean;
   part?: string;
   workers?: number;
 }
@@ -52,7 +54,10 @@ export interface StageArgs {
 export function stageOptions(a: StageArgs, stage?: Stage): StageOptions {
   if (a.part !== undefined && !stage?.parts)
     throw new UserError(`--part: ${stage ? `the ${stage.name} stage cannot be split into parts` : 'give one stage (e.g. sae-train train recipe.yaml --part 0/2)'}; run it without --part.`);
-  return Object.freeze({ overwrite: a.overwrite, fresh: a.fresh, backend: a.backend, part: a.part === undefined ? undefined : parsePart(a.part) });
+  return Object.freeze({
+    overwrite: a.overwrite, fresh: a.fresh, backend: a.backend, part: a.part === undefined ? undefined : parsePart(a.part),
+    ...(a['allow-backend-change'] ? { allowBackendChange: true } : {}),
+  });
 }
 
 export async function setupBackend(recipe: Recipe, opts: StageOptions): Promise<BackendInfo> {

@@ -12,7 +12,7 @@ export const trainStage: Stage = {
   units: async (recipe) => trainUnits(requireSection(recipe, 'train')),
   async run(recipe, opts) {
     const t = requireSection(recipe, 'train');
-    const s = await trainAll(t, { fresh: opts.fresh, overwrite: opts.overwrite, part: opts.part });
+    const s = await trainAll(t, { fresh: opts.fresh, overwrite: opts.overwrite, part: opts.part, allowBackendChange: opts.allowBackendChange });
     info(`train: ${s.trained.length} run(s) trained, ${s.reused.length} reused, in ${t.out}`);
   },
 };

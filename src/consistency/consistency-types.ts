@@ -4,7 +4,7 @@ import type { DensityGroup, SplittingTable } from './consistency.js';
 
 /**
  * What `sae-train consistency` writes to `<consistency.out>/consistency.json`, read by `report` (and by users
- * from Python). Metric names: DESIGN.md "Metrics" (mmcs, matched_fraction@t).
+ * from Python). Metric names: docs/formats.md "consistency.json" (mmcs, matched_fraction@t).
  */
 
 export const CONSISTENCY_FORMAT = 'sae-train.consistency/v1';

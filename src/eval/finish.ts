@@ -2,7 +2,7 @@ import type { AblationPoint, AllAtOnce, DownstreamMetrics } from './types.js';
 import type { AblationSums, EngineResult, RunAcc, SetAcc } from './engine-types.js';
 import { mean } from './stats.js';
 
-/** Engine sums → the metrics of DESIGN.md "Metrics" and types.ts. Pure. */
+/** Engine sums → the metrics of docs/formats.md "Eval outputs" and types.ts. Pure. */
 
 /** ce_recovered = (ce_zero − ce_spliced) / (ce_zero − ce_clean); NaN when zero ablation changes nothing. */
 export function ceRecovered(ceClean: number, ceSpliced: number, ceZero: number): number {

@@ -4,7 +4,7 @@ import { encode, decode, type SaeTensors } from '../sae/forward.js';
 import { sumRows } from '../sae/loss.js';
 
 /**
- * Reconstruction metrics (DESIGN.md "Metrics") as sums accumulated over
+ * Reconstruction metrics (docs/formats.md "Eval outputs") as sums accumulated over
  * batches: per-token sums are reduced on the device (d_in terms each), then
  * added up over tokens in float64 on the host, so long streams lose no
  * precision. Pure functions: batch tensors → sums → metrics.
@@ -136,7 +136,7 @@ export function densityHistogram(fired: Float64Array, tokens: number, edges = DE
   return { edges: [...edges], counts };
 }
 
-/** The metrics of DESIGN.md "Metrics" from accumulated sums. */
+/** The metrics of docs/formats.md "Eval outputs" from accumulated sums. */
 export function finishRecon(acc: ReconAcc): ReconstructionMetrics {
   const n = acc.tokens;
   if (n === 0) throw new Error('finishRecon: no tokens were accumulated');

@@ -16,6 +16,7 @@ import { referenceCes } from './references.js';
 import { METRICS_FILE, planReuse } from './reuse.js';
 import { runMetrics } from './run_metrics.js';
 import { checkUniqueNames, evalCheckpointDirs, loadEvalCheckpoint, spliceSets, type EvalCheckpoint } from './runs.js';
+import { checkpointProcessing, chooseProcessing, recipeProcessing } from './processing.js';
 import { sampleModes, spliceSamples, type SampleOptions } from './samples.js';
 import { mean } from './stats.js';
 import type { AllAtOnce, RunMetrics } from './types.js';
@@ -66,8 +67,13 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
   const section = requireSection(recipe, 'eval');
   const modelSpec = recipe.model;
   if (!modelSpec) throw new UserError(`${recipe.path}: eval needs model: (a local GPT-2 folder or a hub id such as gpt2) to splice the SAEs into.`);
-  // The model as the SAEs saw it: the recipe's harvest processing (TransformerLens fold_ln / centering), if any.
-  const model = await loadGpt2(modelSpec, { foldLn: recipe.harvest?.fold_ln, centerWritingWeights: recipe.harvest?.center_writing_weights });
+  // The model as the SAEs saw it (TransformerLens fold_ln / centering): theirs or the recipe's (src/eval/processing.ts).
+  const sources = await resolveCheckpoints(section.checkpoints, recipe.hook_names);
+  const dirs = evalCheckpointDirs(sources.dirs, recipe.train?.out, recipe.path, warn);
+  checkUniqueNames(dirs);
+  const proc = chooseProcessing(recipe.sae_processing, recipeProcessing(recipe.harvest), checkpointProcessing(dirs, sources.opts));
+  for (const n of proc.notes) warn(n);
+  const model = await loadGpt2(modelSpec, { foldLn: proc.label.includes('fold_ln'), centerWritingWeights: proc.label.includes('center_writing_weights') });
   const c = model.config;
   const tok = gpt2Tokenizer();
   const decode = c.vocab_size <= tok.vocabSize ? (ids: readonly number[]) => tok.decode(ids) : (ids: readonly number[]) => ids.map((i) => `<${i}>`).join('');
@@ -76,13 +82,10 @@ export async function runEval(recipe: Recipe, opts: StageOptions): Promise<void>
 
   // Checkpoints: load and check each against the model; a bad one is a failure, not the end.
   const failures: Failure[] = [];
-  const sources = await resolveCheckpoints(section.checkpoints, recipe.hook_names);
-  const dirs = evalCheckpointDirs(sources.dirs, recipe.train?.out, recipe.path, warn);
-  checkUniqueNames(dirs);
   const loaded: EvalCheckpoint[] = [];
   for (const dir of opts.part ? evalDirsOfPart(dirs, opts.part, info) : dirs) {
     try {
-      loaded.push(loadEvalCheckpoint(dir, c, model, sources.opts(dir)));
+      loaded.push(loadEvalCheckpoint(dir, c, model, sources.opts(dir), proc.fix));
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       failures.push({ run: dir, error: err.message });

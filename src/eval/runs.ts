@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UserError } from '../io/errors.js';
-import { readManifest } from '../activations/manifest.js';
+import { saeProcessing } from '../sae/provenance.js';
 import type { Gpt2Config } from '../model/config.js';
 import { checkHookNames, hookLayer, hookWidth } from '../model/gpt2.js';
 import { isCheckpoint, listCheckpoints, loadCheckpoint, WEIGHTS_FILE, type LoadOptions, type SaeCfg } from '../sae/checkpoint.js';
@@ -62,26 +62,17 @@ export interface EvalCheckpoint {
  * Loads a checkpoint and checks it against the model: its hook must exist and carry d_in floats per token.
  * Errors (UserError) name the folder and the fix. NaN weights are refused by loadCheckpoint.
  */
-export function loadEvalCheckpoint(dir: string, c: Gpt2Config, model: { name: string; processing: string }, opts: LoadOptions = {}): EvalCheckpoint {
+export function loadEvalCheckpoint(dir: string, c: Gpt2Config, model: { name: string; processing: string }, opts: LoadOptions = {}, processingFix = ''): EvalCheckpoint {
   const { cfg, weights } = loadCheckpoint(dir, opts);
   checkHookNames(c, [cfg.hook_name], `${join(dir, 'cfg.json')}: hook_name`);
   const width = hookWidth(c, cfg.hook_name);
   if (width !== cfg.d_in)
     throw new UserError(`${dir}: the SAE has d_in ${cfg.d_in}, but hook "${cfg.hook_name}" of model ${model.name} carries ${width} floats per token. Was it trained on another model (cfg.json says ${cfg.model_name})? Set model: to that model.`);
-  const trained = cacheProcessing(cfg);
-  if (trained !== undefined && trained !== model.processing)
-    throw new UserError(`${dir}: the SAE was trained on activations of the model with weight processing "${trained}" (cache ${cfg.cache}), but eval runs it with "${model.processing}". Set harvest.fold_ln / center_writing_weights in this recipe as they were when the cache was made.`);
+  // imports too: their cfg.json records what the source said (model_from_pretrained_kwargs)
+  const trained = saeProcessing(cfg, dir);
+  if (trained !== undefined && trained.label !== model.processing)
+    throw new UserError(`${dir}: the SAE was trained on activations of the model with weight processing "${trained.label}" (${trained.from}), but eval runs it with "${model.processing}". ${processingFix}`.trim());
   return { name: evalRunName(dir), dir, cfg, weights, layer: hookLayer(c, cfg.hook_name) };
-}
-
-/** The weight processing of the model the SAE's cache came from, when that cache is still readable. */
-function cacheProcessing(cfg: SaeCfg): string | undefined {
-  if (!cfg.cache || !existsSync(join(cfg.cache, 'manifest.json'))) return undefined;
-  try {
-    return readManifest(cfg.cache).model.processing;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Grouping key for the default all-at-once sets: everything but the hook. */

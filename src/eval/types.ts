@@ -1,6 +1,6 @@
 /**
  * What `sae-train eval` writes, read by `report` (and by users from Python).
- * Metric names and definitions: DESIGN.md "Metrics".
+ * Metric names and definitions: docs/formats.md "Eval outputs".
  *
  * <eval.out>/
  *   <run-name>/metrics.json        RunMetrics (finetunes: <run-name>__finetuned-<method>/)

@@ -6,7 +6,9 @@ import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError } from '../io/errors.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { createProgress } from '../ui/progress.js';
-import { info } from '../ui/log.js';
+import { info, warn } from '../ui/log.js';
+import { currentBackend } from '../backend/picker.js';
+import { checkBackendChange, recordOf, type BackendRecord } from '../backend/record.js';
 import { adamUpdate } from '../train/adam.js';
 import { ADAM_EPS } from '../train/config.js';
 import { lrScale, totalSteps } from '../train/schedule.js';
@@ -35,6 +37,8 @@ interface StateJson {
   tensors_file: string;
   stream: unknown;
   loss_curve: [number, number][];
+  /** The backend record the state was computed on (absent in states of older versions). */
+  backend?: BackendRecord;
 }
 
 export interface AdamLoopSpec<T> {
@@ -125,6 +129,9 @@ async function adamSteps<T>(ctx: MethodContext, spec: AdamLoopSpec<T>, source: S
   const steps = totalSteps(sched);
   const stream = source.open(saved?.j.stream);
   if (saved) info(`  resuming at step ${saved.j.step} of ${steps} from ${dir}`);
+  const backend = recordOf(currentBackend());
+  const note = saved?.j.backend && checkBackendChange(`${spec.name} finetune of ${parent.dir}: resuming at step ${saved.j.step}`, saved.j.backend, backend, !!ctx.allowBackendChange);
+  if (note) warn(note);
   const hyper = { optimizer: 'adam' as const, lr: section.lr, beta1: BETA1, beta2: BETA2, batch_size: B, lr_warmup_tokens: section.lr_warmup_tokens, lr_decay_tokens: section.lr_decay_tokens };
 
   let P: tf.Tensor = tf.tensor(saved ? saved.p : spec.init(), spec.shape);
@@ -157,7 +164,7 @@ async function adamSteps<T>(ctx: MethodContext, spec: AdamLoopSpec<T>, source: S
       lossT.dispose();
       const save = async () => {
         const [ph, mh, vh] = (await Promise.all([P.data(), m.data(), v.data()])) as Float32Array[];
-        saveState(dir, { name: spec.name, step, tokens_seen: step * B, stream: stream.state(), loss_curve: curve }, { param: ph, m: mh, v: vh }, spec.shape);
+        saveState(dir, { name: spec.name, step, tokens_seen: step * B, stream: stream.state(), loss_curve: curve, backend }, { param: ph, m: mh, v: vh }, spec.shape);
       };
       if (step < steps && Math.floor((step * B) / section.checkpoint_every_tokens) > Math.floor(seenBefore / section.checkpoint_every_tokens)) await save();
       ctx.afterStep?.(step);

@@ -12,8 +12,8 @@ import type { MethodContext, MethodResult } from './method-types.js';
  * `decoder`: retrain W_dec with MSE only, encoder frozen, Adam, for
  * finetune.tokens, on the trainer's shuffled stream over the fitting rows.
  *
- * b_dec stays the parent's: with apply_b_dec_to_input (DESIGN.md checkpoint
- * format) b_dec is also the encoder's input centring, f = ReLU((x − b_dec)·W_enc
+ * b_dec stays the parent's: with apply_b_dec_to_input (docs/formats.md
+ * "Checkpoint (run folder)") b_dec is also the encoder's input centring, f = ReLU((x − b_dec)·W_enc
  * + b_enc), so moving it would change which features fire and L0 could not stay
  * fixed. Only W_dec is retrained.
  *

@@ -32,6 +32,8 @@ export interface MethodContext {
   outDir: string;
   /** Start over instead of resuming. */
   fresh: boolean;
+  /** Resume a state saved on another backend record (src/backend/record.ts). */
+  allowBackendChange?: boolean;
   /** The recipe's GPT-2, loaded on first use (decoder_kl). */
   model?: () => Promise<Gpt2Model>;
   /** Called after each optimizer step of iterative methods (tests use it to simulate a kill). */

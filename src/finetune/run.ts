@@ -5,6 +5,7 @@ import { openCache, type CacheReader } from '../activations/cache.js';
 import { readManifest } from '../activations/manifest.js';
 import { isCheckpoint, listCheckpoints, loadCheckpoint, readCfg, weightsFileOf, WEIGHTS_FILE } from '../sae/checkpoint.js';
 import { resolveCheckpoints } from '../sae/sources.js';
+import { saeProcessing } from '../sae/provenance.js';
 import { toTensors, disposeTensors } from '../sae/forward.js';
 import { reconOfBatches, type ReconAcc } from '../eval/reconstruction.js';
 import type { Recipe } from '../recipe/load.js';
@@ -81,6 +82,10 @@ export async function runFinetune(recipe: Recipe, opts: StageOptions, hooks: { a
         throw new UserError(`${dir}: the SAE has d_in ${cfg.d_in} but cache ${section.cache} has d_in ${manifest.d_in}. Point finetune.cache at the cache it was trained on${cfg.cache ? ` (${cfg.cache})` : ''}.`);
       if (!manifest.hooks.includes(cfg.hook_name))
         throw new UserError(`${dir}: the SAE reads hook "${cfg.hook_name}" but cache ${section.cache} has only ${manifest.hooks.join(', ')}. Point finetune.cache at a cache of that hook${cfg.cache ? ` (it was trained on ${cfg.cache})` : ''}.`);
+      const trained = saeProcessing(cfg, dir);
+      if (trained && trained.label !== manifest.model.processing)
+        throw new UserError(`${dir}: the SAE was trained on activations of the model with weight processing "${trained.label}" (${trained.from}), but cache ${section.cache} holds activations with "${manifest.model.processing}". ` +
+          `A finetune fits on the cache's activations and cannot re-process them: harvest a cache with harvest.fold_ln / center_writing_weights as the SAE was trained and point finetune.cache at it.`);
       if (cfg.cache_manifest_sha256 && cfg.cache_manifest_sha256 !== cacheSha)
         info(`  note: ${dir} was trained on another cache than ${section.cache} (manifest sha256 differs); finetuning on this one.`);
       const parent: ParentRun = { dir, cfg, weights, weightsSha256: sha256Of(weightsFileOf(dir)) };
@@ -91,6 +96,7 @@ export async function runFinetune(recipe: Recipe, opts: StageOptions, hooks: { a
         info(`\n${dir} → finetuned-${method}`);
         const { report, reused } = await runFinetuneJob({
           parent, method, section, cache, split, recipe, before: beforeOnce, overwrite: opts.overwrite, fresh: opts.fresh, afterStep: hooks.afterStep, model: loadModel,
+          allowBackendChange: opts.allowBackendChange,
         });
         if (!reused) info(`  wrote ${join(dir, `finetuned-${method}`)} (${report.seconds.toFixed(1)} s)`);
         info(tableMarkdown(report).split('\n').slice(2).join('\n'));

@@ -2,7 +2,7 @@ import type { ReconstructionMetrics, DownstreamMetrics } from '../eval/types.js'
 import type { SaeWeights } from '../sae/weights.js';
 import { sameEncoder, STANDARD_ENCODER } from '../sae/encoder.js';
 
-/** The columns of a finetune's before/after table (DESIGN.md "Metrics" names). */
+/** The columns of a finetune's before/after table (the metric names of docs/formats.md "Eval outputs"). */
 export const TABLE_METRICS = ['mse', 'explained_variance', 'l2_ratio', 'relative_reconstruction_bias', 'cosine', 'l0', 'l1'] as const;
 /** Downstream columns; filled from the eval stage's metrics.json when it has run, never estimated here. */
 export const DOWNSTREAM_METRICS = ['ce_spliced', 'ce_diff', 'ce_recovered', 'kl_div'] as const;

@@ -28,6 +28,13 @@ const MAX_REDIRECTS = 10;
 /** A file the hub does not have (HTTP 404): callers probing for optional files catch this one. */
 export class HubFileMissing extends UserError {}
 
+/** The hub could not be reached (offline, DNS, refused): the message gives a model's advice; SAE downloads give their own. */
+export class HubUnreachable extends UserError {
+  constructor(message: string, readonly url: string, readonly code: string) {
+    super(message);
+  }
+}
+
 /** The cache root: $SAE_TRAIN_CACHE, else $XDG_CACHE_HOME/sae-train, else ~/.cache/sae-train. */
 export function cacheRoot(): string {
   return process.env.SAE_TRAIN_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'sae-train');
@@ -65,8 +72,9 @@ function cleanEtag(v: string | string[] | undefined): string | undefined {
 }
 
 function offlineError(url: string, id: string, err: NodeJS.ErrnoException): UserError {
-  return new UserError(`could not download ${url} (${err.code ?? err.message}): the machine seems to be offline or the hub unreachable. ` +
-    `On a machine with internet access, download config.json and model.safetensors from https://huggingface.co/${id}/tree/main into a folder and set model: to that folder (e.g. model: models/${id.replace('/', '-')}).`);
+  const code = err.code ?? err.message;
+  return new HubUnreachable(`could not download ${url} (${code}): the machine seems to be offline or the hub unreachable. ` +
+    `On a machine with internet access, download config.json and model.safetensors from https://huggingface.co/${id}/tree/main into a folder and set model: to that folder (e.g. model: models/${id.replace('/', '-')}).`, url, code);
 }
 
 /** GET with redirects; resolves with the final response and what the hops said about the file. */

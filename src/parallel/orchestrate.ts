@@ -33,6 +33,8 @@ export interface PartsRun {
   describePart?: (index: number) => string;
   /** Environment for the children (tests); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** On a GPU backend, the GPUs to share out: worker i gets CUDA_VISIBLE_DEVICES = gpus[i mod n] (src/backend/gpu-binding.ts). */
+  gpus?: readonly string[];
 }
 
 interface Outcome {
@@ -65,7 +67,7 @@ export async function runParts(r: PartsRun): Promise<void> {
     outcomes = await Promise.all(names.map((_, i) => new Promise<Outcome>((resolve) => {
       const child = fork(bin, [r.stage, r.recipePath, '--part', `${i}/${r.count}`, ...r.flags], {
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-        env: { ...(r.env ?? process.env), [PROGRESS_ENV]: 'ipc', [BLAS_THREADS_ENV]: blas },
+        env: { ...(r.env ?? process.env), [PROGRESS_ENV]: 'ipc', [BLAS_THREADS_ENV]: blas, ...(r.gpus && r.gpus.length > 1 ? { CUDA_VISIBLE_DEVICES: r.gpus[i % r.gpus.length] } : {}) },
       });
       children.push(child);
       let lastError = '';

@@ -3,6 +3,7 @@
  * in this process. One worker, or a stage run as one part, runs in this process as before.
  */
 import type { BackendInfo } from '../backend/picker.js';
+import { gpusForWorkers, nvidiaSmiGpus } from '../backend/gpu-binding.js';
 import type { Recipe } from '../recipe/load.js';
 import type { StageOptions } from '../recipe/section.js';
 import { info } from '../ui/log.js';
@@ -43,8 +44,11 @@ export async function runSplit(s: SplitRun): Promise<void> {
     ...(s.opts.backend ? ['--backend', s.opts.backend] : []),
     ...(s.opts.fresh ? ['--fresh'] : []),
     ...(s.opts.overwrite ? ['--overwrite'] : []),
+    ...(s.opts.allowBackendChange ? ['--allow-backend-change'] : []),
   ];
-  await runParts({ stage: s.stage, recipePath: s.recipe.path, count: choice.count, flags, describePart: (i) => describeUnits(units, parts[i]) });
+  // On a GPU backend each worker gets one of this process's GPUs (it maps it to its Dawn adapter itself).
+  const gpus = backendGpus(s.backend) ? gpusForWorkers(process.env, nvidiaSmiGpus()) : undefined;
+  await runParts({ stage: s.stage, recipePath: s.recipe.path, count: choice.count, flags, describePart: (i) => describeUnits(units, parts[i]), gpus });
   // The parts did any --fresh; the finishing pass only reuses and merges.
   await s.run({ ...s.opts, fresh: false });
 }

@@ -187,6 +187,8 @@ export const RecipeSchema = z.strictObject({
   backend: z.enum(BACKENDS).default('auto'),
   /** checkpoint entry (folder or hf://…) → the hook its SAE reads, for folders that do not say it (sparsify). */
   hook_names: z.record(z.string(), z.string()).optional(),
+  /** An SAE trained on another TransformerLens processing than harvest's: eval runs the model as the SAEs were trained (apply) or refuses them (refuse). */
+  sae_processing: z.enum(['apply', 'refuse']).default('apply'),
   /** Processes a splittable stage runs in (--workers overrides); default: one per core, fewer if memory is short. */
   workers: z.number({ error: 'give a positive integer number of workers' }).int({ error: 'workers must be a whole number (e.g. workers: 2)' }).positive({ error: 'workers must be at least 1 (1 = everything in one process)' }).optional(),
   synth: SynthSchema.optional(),
@@ -214,6 +216,7 @@ export const EXAMPLES: Record<string, string> = {
   model: 'model: models/gpt2-tiny   # or gpt2',
   backend: `backend: auto   # ${BACKENDS.join(' | ')}`,
   workers: 'workers: 2   # processes per stage; leave out for one per core',
+  sae_processing: 'sae_processing: apply   # apply | refuse',
   'harvest.corpus': 'corpus: [data/train.txt]',
   'harvest.hooks': 'hooks: [blocks.2.hook_resid_pre]',
   'harvest.dtype': 'dtype: float32   # float32 | float16',

@@ -14,6 +14,8 @@ export interface StageOptions {
   readonly fresh: boolean;
   /** Overrides the recipe's backend. */
   readonly backend?: BackendChoice;
+  /** Resume or merge work started on another backend record (src/backend/record.ts). */
+  readonly allowBackendChange?: boolean;
   /**
    * Do only this part of the stage's independent units (runs, windows, checkpoints, pairs), as split by
    * src/parallel/split.ts. Used by `workers` (one process per part) and `sae-train slurm` (one array task

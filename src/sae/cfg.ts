@@ -4,7 +4,7 @@ import { ARCHITECTURES, type EncoderSpec, type RuntimeNorm } from './encoder.js'
 export const CHECKPOINT_FORMAT = 'sae-train.checkpoint/v1';
 
 /**
- * cfg.json: everything needed to rebuild a run (docs/formats.md "Checkpoint").
+ * cfg.json: everything needed to rebuild a run (docs/formats.md "Checkpoint (run folder)").
  * Keys follow SAELens where it has one, so that SAELens' `SAE.load_from_disk` reads a run folder as it is:
  * `normalize_activations` is what an SAE does to its input at run time ("none": the saved weights act on raw
  * activations, any training normalisation folded in), and `training_normalization` says how training scaled

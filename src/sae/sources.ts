@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '../io/errors.js';
-import { cacheRoot, downloadFile, HubFileMissing, hubFileUrl } from '../model/hub.js';
+import { cacheRoot, downloadFile, HubFileMissing, hubFileUrl, HubUnreachable } from '../model/hub.js';
 import { info } from '../ui/log.js';
 import type { LoadOptions } from './formats/common.js';
 import { readJson } from './formats/common.js';
@@ -40,14 +40,24 @@ export function hfCacheDir(entry: string): string {
   return join(cacheRoot(), 'saes', ...repo.split('/'), ...(folder ? folder.split('/') : []));
 }
 
+/** The advice for an SAE download from an unreachable hub: the SAE's files and `sae-train import`, not a model's. */
+export function offlineSaeError(entry: string, err: HubUnreachable): UserError {
+  const { repo, folder } = parseHfEntry(entry);
+  const page = `https://huggingface.co/${repo}/tree/main${folder ? `/${folder}` : ''}`;
+  return new UserError(`could not download ${err.url} (${err.code}): the machine seems to be offline or the hub unreachable. ` +
+    `On a machine with internet access, download the SAE's cfg.json and ${SAELENS_WEIGHTS} (a sparsify folder: ${SPARSIFY_WEIGHTS}; also sparsity.safetensors and ${SAELENS_SCALER} where the folder has them) ` +
+    `from ${page} into a folder, then run \`sae-train import <folder> --out DIR\` (or list the folder itself in the recipe's checkpoints instead of ${entry}).`);
+}
+
 /** Downloads one file unless it is there; false when the hub has no such file (and `optional`). */
-async function fetchFile(repo: string, file: string, dest: string, optional: boolean): Promise<boolean> {
+async function fetchFile(entry: string, repo: string, file: string, dest: string, optional: boolean): Promise<boolean> {
   if (existsSync(dest)) return true;
   try {
     info(`downloading ${hubFileUrl(repo, file)} → ${dest}`);
     await downloadFile(repo, file, dest);
     return true;
   } catch (err) {
+    if (err instanceof HubUnreachable) throw offlineSaeError(entry, err);
     if (err instanceof HubFileMissing && optional) return false;
     if (err instanceof HubFileMissing)
       throw new UserError(`${hubFileUrl(repo, file)}: not found on the hub (HTTP 404). Check the repo and folder of the hf:// entry, or download the folder and name it as a local path.`);
@@ -65,14 +75,14 @@ export async function fetchHubSae(entry: string): Promise<string> {
   const dir = hfCacheDir(entry);
   if (existsSync(join(dir, 'cfg.json')) && [SAELENS_WEIGHTS, SPARSIFY_WEIGHTS].some((w) => existsSync(join(dir, w)))) return dir;
   const file = (f: string) => (folder ? `${folder}/${f}` : f);
-  await fetchFile(repo, file('cfg.json'), join(dir, 'cfg.json'), false);
+  await fetchFile(entry, repo, file('cfg.json'), join(dir, 'cfg.json'), false);
   const cfg = readJson(join(dir, 'cfg.json'), 'an SAE config');
-  await fetchFile(repo, file('sparsity.safetensors'), join(dir, 'sparsity.safetensors'), true);
+  await fetchFile(entry, repo, file('sparsity.safetensors'), join(dir, 'sparsity.safetensors'), true);
   if (cfg.normalize_activations === 'expected_average_only_in' || cfg.normalize_activations === true)
-    await fetchFile(repo, file(SAELENS_SCALER), join(dir, SAELENS_SCALER), true);
+    await fetchFile(entry, repo, file(SAELENS_SCALER), join(dir, SAELENS_SCALER), true);
   // sparsify's cfg has no d_sae (num_latents / expansion_factor instead); SAELens' always has one.
   const order = cfg.d_sae === undefined ? [SPARSIFY_WEIGHTS, SAELENS_WEIGHTS] : [SAELENS_WEIGHTS, SPARSIFY_WEIGHTS];
-  for (const w of order) if (await fetchFile(repo, file(w), join(dir, w), true)) return dir;
+  for (const w of order) if (await fetchFile(entry, repo, file(w), join(dir, w), true)) return dir;
   throw new UserError(`${hubFileUrl(repo, file(order[0]))}: the hub folder has neither ${SAELENS_WEIGHTS} nor ${SPARSIFY_WEIGHTS}. sae-train reads safetensors only and never unpickles .pt files: download the folder and run \`sae-train import <folder> --out DIR\` on it, which prints the conversion to safetensors.`);
 }
 

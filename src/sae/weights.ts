@@ -1,7 +1,7 @@
 import { cloneEncoder, type EncoderSpec } from './encoder.js';
 
 /**
- * SAE weights on the host, as saved (DESIGN.md "Checkpoint"): they act on raw
+ * SAE weights on the host, as saved (docs/formats.md "Checkpoint (run folder)"): they act on raw
  * activations, f = ReLU((x − b_dec)·W_enc + b_enc), x̂ = f·W_dec + b_dec.
  */
 export interface SaeWeights {

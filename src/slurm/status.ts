@@ -27,6 +27,8 @@ export interface TaskStatus {
   log: string;
   /** Slurm's reason, or the log's last error line. */
   detail?: string;
+  /** The backends the task's log says it ran on (one per start: a requeue may land on another node), threads left out. */
+  backends?: string[];
 }
 
 export interface RunStatus {
@@ -63,8 +65,38 @@ export function lastErrorLine(log: string): string | undefined {
   return rev.find((l) => !ours(l) && /^(error|internal error)|\berror\b|Error:|CANCELLED|TIME LIMIT|Killed|out of memory/i.test(l)) ?? rev.find((l) => !ours(l));
 }
 
+/** Bytes of a log's head and tail read for backend lines (a stage prints its backend when it starts). */
+const LOG_SCAN_BYTES = 1 << 18;
+
+/**
+ * The backends a log says its task ran on, in order, each once ("backend: wasm + OpenBLAS 0.3.21, Zen kernels (2
+ * threads)" is printed at every start; the thread count does not change results and is left out).
+ */
+export function logBackends(log: string): string[] {
+  if (!existsSync(log)) return [];
+  const size = statSync(log).size;
+  const fd = openSync(log, 'r');
+  const chunks: string[] = [];
+  try {
+    for (const [at, n] of size <= 2 * LOG_SCAN_BYTES ? [[0, size]] : [[0, LOG_SCAN_BYTES], [size - LOG_SCAN_BYTES, LOG_SCAN_BYTES]]) {
+      const buf = Buffer.alloc(n);
+      readSync(fd, buf, 0, n, at);
+      chunks.push(buf.toString('utf8'));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const out: string[] = [];
+  for (const l of chunks.join('\n').split(/\r?\n/)) {
+    const m = /^(?:\[\d+\/\d+\] )?backend: (.+?)(?: \(\d+ threads?\))?\s*$/.exec(l.trim());
+    if (m && out[out.length - 1] !== m[1]) out.push(m[1]);
+  }
+  return out;
+}
+
 function taskStatus(label: string, done: boolean, job: string | undefined, js: JobState | undefined, log: string): TaskStatus {
-  const t = (state: TaskState, detail?: string): TaskStatus => ({ label, state, ...(job ? { job } : {}), log, ...(detail ? { detail } : {}) });
+  const backends = logBackends(log);
+  const t = (state: TaskState, detail?: string): TaskStatus => ({ label, state, ...(job ? { job } : {}), log, ...(detail ? { detail } : {}), ...(backends.length ? { backends } : {}) });
   if (done) return t('done');
   if (!job) return t('not submitted');
   const ran = existsSync(log);
@@ -162,6 +194,22 @@ export function statusLine(s: readonly StageStatus[]): string {
     .join(' · ');
 }
 
+/**
+ * Each task's backend: one line when every task that ran says the same, else a line per task and a warning: tasks
+ * on other backends (another CPU type's OpenBLAS kernels) round differently, so their results are not bit-identical
+ * to one machine's (a resume or a harvest merge across them needs --allow-backend-change).
+ */
+function backendLines(tasks: readonly TaskStatus[]): string[] {
+  const ran = tasks.filter((t) => t.backends?.length);
+  if (!ran.length) return [];
+  const all = new Set(ran.flatMap((t) => t.backends!));
+  if (all.size === 1) return [`  ${'backend'.padEnd(10)} ${[...all][0]}${ran.length > 1 ? ` (all ${ran.length} tasks)` : ''}`];
+  return [
+    ...ran.map((t) => `  ${t.label.padEnd(10)} backend ${t.backends!.join(' → then ')}`),
+    `  ${''.padEnd(10)} warning: the tasks ran on different backends, so results are not bit-identical to one machine's run (resumes and harvest merges across them need --allow-backend-change)`,
+  ];
+}
+
 /** The full report `sae-train status` prints. */
 export function formatStatus(s: readonly StageStatus[], dir: string): string {
   if (!s.length) return `nothing submitted yet (no jobs.json in ${dir}); \`sae-train slurm <recipe>\` submits the recipe.`;
@@ -169,6 +217,7 @@ export function formatStatus(s: readonly StageStatus[], dir: string): string {
   const out: string[] = [`${pipelineDone(s) ? 'done' : 'not done'}: ${statusLine(s)}   (Slurm folder ${dir})`];
   for (const x of s) {
     out.push(`${x.stage.padEnd(w)}  ${x.state}`);
+    out.push(...backendLines(x.tasks));
     for (const t of x.tasks) {
       if (x.state === 'done' && t.state === 'done') continue;
       out.push(`  ${t.label.padEnd(10)} ${t.state.padEnd(13)}${t.job ? ` job ${t.job}` : ''}${t.state === 'failed' || t.state === 'running' ? `  log ${t.log}` : ''}`);

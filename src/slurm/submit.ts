@@ -24,6 +24,8 @@ export interface SubmitOptions {
   dryRun: boolean;
   wait: boolean;
   overwrite: boolean;
+  /** Pass --allow-backend-change to every stage. */
+  allowBackendChange?: boolean;
   /** Node and the CLI's bin.js, as the jobs run them. */
   node: string;
   bin: string;
@@ -108,7 +110,7 @@ function keepEarlierSplit(p: StagePlan, prev: JobsFile | undefined, dir: string,
 function scriptSpecs(p: StagePlan, recipe: Recipe, recipeFile: string, dir: string, sha: string, o: SubmitOptions): ScriptSpec[] {
   const base = {
     recipeName: recipe.name, stage: p.stage, dir, cwd: process.cwd(), node: o.node, bin: o.bin, recipe: recipeFile, recipeSha: sha,
-    resources: o.resources, stageArgs: o.overwrite ? ['--overwrite'] : [],
+    resources: o.resources, stageArgs: [...(o.overwrite ? ['--overwrite'] : []), ...(o.allowBackendChange ? ['--allow-backend-change'] : [])],
   };
   return p.tasks > 1 ? [{ ...base, kind: 'parts', count: p.tasks }, { ...base, kind: 'finish', count: p.tasks }] : [{ ...base, kind: 'finish' }];
 }

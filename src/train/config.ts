@@ -7,6 +7,7 @@ import type { Run } from '../recipe/expand.js';
 import type { TrainSection } from '../recipe/schema.js';
 import { CHECKPOINT_FORMAT, type SaeCfg } from '../sae/checkpoint.js';
 import { upgradeCfg } from '../sae/cfg.js';
+import { datasetPathOf, kwargsOfProcessing } from '../sae/provenance.js';
 import { CREATED_BY } from '../version.js';
 
 export type TrainConfig = TrainSection & { cache: string };
@@ -28,7 +29,7 @@ export function hookLayer(hook: string): number {
 }
 
 /**
- * cfg.json of a run (DESIGN.md "Checkpoint"): the SAELens-style keys plus every
+ * cfg.json of a run (docs/formats.md "Checkpoint (run folder)"): the SAELens-style keys plus every
  * training setting, so that the run can be rebuilt and a folder's identity checked.
  */
 export function runCfg(a: { run: Run; train: TrainConfig; manifest: Manifest; manifestSha: string; backend: BackendInfo; activationScale: number }): SaeCfg {
@@ -62,6 +63,10 @@ export function runCfg(a: { run: Run; train: TrainConfig; manifest: Manifest; ma
     prepend_bos: manifest.prepend_bos,
     cache_manifest_sha256: a.manifestSha,
     cache: t.cache,
+    // SAELens reads these from a flat cfg.json into its metadata: the model's processing, the corpus, the tool
+    model_from_pretrained_kwargs: kwargsOfProcessing(manifest.model.processing),
+    dataset_path: datasetPathOf(manifest.corpus.paths),
+    sae_lens_training_version: CREATED_BY,
     parent: null,
     b_dec_init: t.b_dec_init,
     l1_warmup_tokens: t.l1_warmup_tokens,

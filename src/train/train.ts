@@ -32,6 +32,8 @@ export interface TrainOptions {
   sparseMaxL0?: (dSae: number) => number;
   /** Train only this part of the runs (trainParts); the others are left alone. */
   part?: Part;
+  /** Resume runs started on another backend record (src/backend/record.ts). */
+  allowBackendChange?: boolean;
 }
 
 export interface TrainSummary {

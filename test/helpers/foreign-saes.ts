@@ -43,6 +43,8 @@ export interface SaelensV6 {
   hook_name: string;
   /** activation_scaler.json's scaling_factor (what SAELens' trainer saves beside an unfolded checkpoint). */
   scaling_factor?: number;
+  /** metadata.model_from_pretrained_kwargs (default {}, what LanguageModelSAERunnerConfig saves by default); null: key absent. */
+  model_from_pretrained_kwargs?: Record<string, unknown> | null;
 }
 
 export function writeSaelensV6(dir: string, p: Params, o: SaelensV6): void {
@@ -55,7 +57,8 @@ export function writeSaelensV6(dir: string, p: Params, o: SaelensV6): void {
     metadata: {
       sae_lens_version: '6.18.0', sae_lens_training_version: '6.18.0', model_name: 'gpt2', hook_name: o.hook_name,
       hook_head_index: null, prepend_bos: true, dataset_path: 'monology/pile-uncopyrighted', context_size: 128,
-      model_class_name: 'HookedTransformer', model_from_pretrained_kwargs: {}, exclude_special_tokens: false,
+      model_class_name: 'HookedTransformer', exclude_special_tokens: false,
+      ...(o.model_from_pretrained_kwargs === null ? {} : { model_from_pretrained_kwargs: o.model_from_pretrained_kwargs ?? {} }),
     },
     ...(o.architecture === 'topk' ? { k: o.k, rescale_acts_by_decoder_norm: o.rescale_acts_by_decoder_norm ?? false } : {}),
     architecture: o.architecture,

@@ -1,14 +1,15 @@
 import { probeWebGpu, type AdapterRecord } from '../../src/backend/webgpu.js';
+import { IN_CI } from './ci.js';
 
 /**
  * The WebGPU adapter for the webgpu test group, or undefined (tests skipped with a message) on a developer
- * machine without a Vulkan driver. In CI (CI=true) a missing adapter is an error: .ci/run installs Mesa 25 lavapipe.
+ * machine without a Vulkan driver. In CI (any truthy CI) a missing adapter is an error: .ci/run installs Mesa 25 lavapipe.
  */
 export async function webgpuForTests(): Promise<AdapterRecord | undefined> {
   const a = await probeWebGpu();
   if (a) return a;
   const why = 'no WebGPU adapter (Dawn found no Vulkan driver): install libvulkan1 and Mesa 25 lavapipe (.ci/run shows how)';
-  if (process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0') throw new Error(`webgpu tests: ${why}.`);
+  if (IN_CI) throw new Error(`webgpu tests: ${why}.`);
   console.warn(`skipping the webgpu tests: ${why}.`);
   return undefined;
 }

@@ -54,6 +54,10 @@ export function transpose(aRC: Float32Array, rows: number, cols: number): Float3
 export function importedCfg(a: {
   dir: string; format: string; dIn: number; dSae: number; hookName: string; modelName: string; encoder: EncoderSpec;
   normalize: 'none' | 'constant_norm_rescale' | 'layer_norm'; seed?: number; contextSize?: number | null; prependBos?: boolean;
+  /** SAELens' model_from_pretrained_kwargs, when the source says it (src/sae/model-processing.ts). */
+  processing?: Record<string, unknown>;
+  datasetPath?: unknown;
+  trainingVersion?: string | null;
   extra?: Record<string, unknown>;
 }): SaeCfg {
   return {
@@ -82,6 +86,10 @@ export function importedCfg(a: {
     ...(a.prependBos !== undefined ? { prepend_bos: a.prependBos } : {}),
     cache_manifest_sha256: null,
     parent: null,
+    // SAELens reads these from a flat cfg.json into its metadata (a run folder loads in SAELens as it is)
+    ...(a.processing ? { model_from_pretrained_kwargs: a.processing } : {}),
+    dataset_path: a.datasetPath ?? null,
+    sae_lens_training_version: a.trainingVersion ?? null,
     imported_from: { format: a.format, source: a.dir, ...a.extra },
     created_by: CREATED_BY,
   };

@@ -6,6 +6,7 @@ import { readSafetensors, writeSafetensors, type TensorToWrite } from '../../io/
 import type { SaeCfg } from '../cfg.js';
 import { STANDARD_ENCODER, type EncoderSpec } from '../encoder.js';
 import type { SaeWeights } from '../weights.js';
+import { kwargsOfProcessing, processingOfKwargs, unknownProcessingError, type Provenance } from '../provenance.js';
 import { importedCfg, posIntKey, readJson, requireTensors, type LoadedSae, type LoadOptions } from './common.js';
 
 /**
@@ -134,12 +135,18 @@ export function readSaelens(dir: string, opts: LoadOptions = {}): LoadedSae {
     folded.push('rescale_acts_by_decoder_norm');
   }
   const runtime = norm === 'constant_norm_rescale' || norm === 'layer_norm' ? norm : 'none';
+  // The model's TransformerLens processing, as SAELens loads it (from_pretrained_no_processing(**kwargs)); absent: unknown.
+  const kw = meta.model_from_pretrained_kwargs;
+  const processing = kw === undefined || kw === null ? undefined
+    : { ...kwargsOfProcessing(processingOfKwargs(kw, cfgPath)), center_unembed: (kw as Record<string, unknown>).center_unembed === true };
   const encoder: EncoderSpec = { architecture: arch as EncoderSpec['architecture'], k: arch === 'topk' ? k : undefined, threshold: arch === 'jumprelu' ? t.threshold.slice() : undefined, applyBDecToInput: apply, inputNorm: runtime };
   const cfg = importedCfg({
     dir, format: v6 ? 'saelens/v6' : 'saelens/v5', dIn, dSae, hookName, modelName: String(meta.model_name ?? 'unknown'), encoder, normalize: runtime,
     seed: typeof flat.seed === 'number' && Number.isInteger(flat.seed) ? flat.seed : undefined,
     contextSize: typeof meta.context_size === 'number' ? meta.context_size : null,
     prependBos: typeof meta.prepend_bos === 'boolean' ? meta.prepend_bos : undefined,
+    processing, datasetPath: meta.dataset_path,
+    trainingVersion: typeof meta.sae_lens_training_version === 'string' ? meta.sae_lens_training_version : null,
     extra: {
       normalize_activations: norm, folded, dataset_path: meta.dataset_path ?? null,
       sae_lens_training_version: meta.sae_lens_training_version ?? null, ...(opts.hookName ? { hook_name_from: 'recipe' } : {}),
@@ -156,10 +163,13 @@ export const SAELENS_FORMAT_VERSION = '6.0.0';
  * fields, `architecture`, `metadata`) and sae_weights.safetensors with the state-dict names. The weights act
  * on raw activations, so normalize_activations is "none" unless the SAE normalises each token at run time.
  * metadata.sae_lens_version says which config layout this is (SAELens reads cfg files without it as pre-6
- * and drops the metadata block); sae_lens_training_version is left out and `trained_with` names this tool.
+ * and drops the metadata block). SAELens fills a missing sae_lens_training_version with its own version
+ * (SAEMetadata), so it is always written: "sae-train <version>" for SAEs trained here. SAELens' evals load the
+ * model with from_pretrained_no_processing(**model_from_pretrained_kwargs), so that is required.
  */
-export function writeSaelensFolder(dir: string, a: { cfg: SaeCfg; weights: SaeWeights; sparsity?: Float32Array; trainedWith: string }): string[] {
-  const { cfg, weights: w } = a;
+export function writeSaelensFolder(dir: string, a: { dir: string; cfg: SaeCfg; weights: SaeWeights; sparsity?: Float32Array; provenance: Provenance; exportedBy: string }): string[] {
+  const { cfg, weights: w, provenance: p } = a;
+  if (!p.kwargs) throw unknownProcessingError(a.dir, cfg);
   const e = w.encoder ?? STANDARD_ENCODER;
   const out: Record<string, unknown> = {
     d_in: w.dIn, d_sae: w.dSae, dtype: 'float32', device: 'cpu',
@@ -169,8 +179,8 @@ export function writeSaelensFolder(dir: string, a: { cfg: SaeCfg; weights: SaeWe
     metadata: {
       sae_lens_version: SAELENS_FORMAT_VERSION,
       model_name: cfg.model_name, hook_name: cfg.hook_name, hook_head_index: null,
-      prepend_bos: cfg.prepend_bos ?? true, context_size: cfg.context_size ?? null, dataset_path: cfg.cache ?? null,
-      trained_with: a.trainedWith,
+      prepend_bos: cfg.prepend_bos ?? true, context_size: cfg.context_size ?? null, dataset_path: p.datasetPath,
+      model_from_pretrained_kwargs: p.kwargs, sae_lens_training_version: p.trainingVersion, exported_by: a.exportedBy,
     },
     ...(e.architecture === 'topk' ? { k: e.k, rescale_acts_by_decoder_norm: false } : {}),
     architecture: e.architecture,

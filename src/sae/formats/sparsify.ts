@@ -6,6 +6,7 @@ import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import type { SaeCfg } from '../cfg.js';
 import type { EncoderSpec } from '../encoder.js';
 import type { SaeWeights } from '../weights.js';
+import { kwargsOfProcessing, type Provenance } from '../provenance.js';
 import { importedCfg, posIntKey, readJson, requireTensors, transpose, type LoadedSae, type LoadOptions } from './common.js';
 
 /**
@@ -61,6 +62,7 @@ export function readSparsify(dir: string, opts: LoadOptions = {}): LoadedSae {
   const encoder: EncoderSpec = { architecture: 'topk', k, applyBDecToInput: true, inputNorm: 'none' };
   const cfg = importedCfg({
     dir, format: 'sparsify', dIn, dSae, hookName, modelName: typeof raw.model_name === 'string' ? raw.model_name : 'unknown', encoder, normalize: 'none',
+    processing: kwargsOfProcessing('none'), // sparsify trains on the Hugging Face model's own activations: nothing processed
     extra: { hookpoint: folder, hook_name_from: opts.hookName ? 'recipe' : raw.hook_name ? 'cfg.json' : 'folder name', normalize_decoder: raw.normalize_decoder ?? null },
   });
   return {
@@ -74,8 +76,11 @@ export function readSparsify(dir: string, opts: LoadOptions = {}): LoadedSae {
  * d_in} (plus hook_name, which sparsify's from_dict(drop_extra_fields=True) ignores) and sae.safetensors with
  * the module's parameter names. Only what sparsify can run: topk, b_dec subtracted from the input, no runtime norm.
  */
-export function writeSparsifyFolder(dir: string, a: { cfg: SaeCfg; weights: SaeWeights }): string[] {
-  const w = a.weights, e = w.encoder;
+export function writeSparsifyFolder(dir: string, a: { dir: string; cfg: SaeCfg; weights: SaeWeights; provenance: Provenance }): string[] {
+  const w = a.weights, e = w.encoder, kw = a.provenance.kwargs;
+  // sparsify runs SAEs on the Hugging Face model's own activations
+  if (kw && (kw.fold_ln === true || kw.center_writing_weights === true))
+    throw new UserError(`${a.dir}: was trained on activations of a TransformerLens-processed model (${a.provenance.kwargsFrom}: fold_ln ${kw.fold_ln}, center_writing_weights ${kw.center_writing_weights}), but sparsify runs SAEs on the unprocessed Hugging Face model. Export it with --format saelens, which records the processing.`);
   if (!e || e.architecture !== 'topk' || !e.applyBDecToInput || e.inputNorm !== 'none')
     throw new UserError(`sparsify runs TopK sparse coders only (f = TopK(ReLU((x − b_dec)·Wᵀ + b))); this SAE is ${e?.architecture ?? 'standard'}` +
       `${e && !e.applyBDecToInput ? ' without apply_b_dec_to_input' : ''}${e && e.inputNorm !== 'none' ? ` with normalize_activations ${e.inputNorm}` : ''}. Export it with --format saelens.`);

@@ -1,0 +1,19 @@
+/**
+ * Whether the tests run in CI, where a missing prerequisite (Chromium, OpenBLAS, Vulkan, Slurm) must fail its
+ * tests instead of skipping them: any set CI other than "", 0, false, no or off (CI=1, CI=yes, CI=true, …).
+ */
+export function isCi(value: string | undefined = process.env.CI): boolean {
+  return value !== undefined && !['', '0', 'false', 'no', 'off'].includes(value.trim().toLowerCase());
+}
+
+export const IN_CI = isCi();
+
+/**
+ * Whether to skip a group whose prerequisite is missing: never in CI (the group runs and fails there, naming
+ * what is missing); elsewhere it is skipped with the reason printed once.
+ */
+export function skipUnlessInCi(missing: string | undefined, ci = IN_CI): boolean {
+  if (missing === undefined || ci) return false;
+  console.warn(`skipping: ${missing}`);
+  return true;
+}
