@@ -6,6 +6,7 @@ import {
 import { writeFileAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
 import { float32ToHalf, halfToFloat32 } from '../io/float16.js';
+import { rowNormStats, type NormStats } from './norms.js';
 
 /** One shard's rows: per-token metadata and, per hook, activations [rows, d_in] row-major. */
 export interface ShardRows {
@@ -42,11 +43,12 @@ export function encodeShard(rows: ShardRows, dIn: number, dtype: 'float32' | 'fl
   return tableToIPC(new Table(cols), 'file');
 }
 
-/** Writes a shard atomically and returns its row count and sha256. */
-export function writeShard(path: string, rows: ShardRows, dIn: number, dtype: 'float32' | 'float16'): { rows: number; sha256: string } {
+/** Writes a shard atomically and returns its manifest entry's fields: row count, sha256, per-hook norm statistics. */
+export function writeShard(path: string, rows: ShardRows, dIn: number, dtype: 'float32' | 'float16'): { rows: number; sha256: string; norms: Record<string, NormStats> } {
   const bytes = encodeShard(rows, dIn, dtype);
   writeFileAtomic(path, bytes);
-  return { rows: rows.seq.length, sha256: sha256(bytes) };
+  const norms = Object.fromEntries(Object.entries(rows.acts).map(([h, a]) => [h, rowNormStats(a, dIn)]));
+  return { rows: rows.seq.length, sha256: sha256(bytes), norms };
 }
 
 /** Reads a shard file's bytes, verifying the sha256 recorded in the manifest when given. */
