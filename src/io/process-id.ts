@@ -60,8 +60,7 @@ export function pidAlive(pid: number): boolean {
  * rebooted since; elsewhere, it ran as the Slurm task this process runs as (a requeued task's earlier run has
  * ended). `undefined`: it runs on another host, and only a heartbeat can tell.
  */
-export function processGone(id: Partial<ProcessId>): boolean | undefined {
-  const me = thisProcess();
+export function processGone(id: Partial<ProcessId>, me: ProcessId = thisProcess()): boolean | undefined {
   if (id.host !== me.host) return id.slurm_task && id.slurm_task === me.slurm_task ? true : undefined;
   if (id.boot_id && me.boot_id && id.boot_id !== me.boot_id) return true;
   if (typeof id.pid !== 'number' || !pidAlive(id.pid)) return true;
