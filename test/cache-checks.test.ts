@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readCacheShard } from '../src/activations/cache.js';
 import { readManifest, writeManifest, type Manifest } from '../src/activations/manifest.js';
-import { readShard, writeShard } from '../src/activations/shard.js';
+import { encodeShard, readShard, sha256, writeShard } from '../src/activations/shard.js';
 import { useTestBackend } from './helpers/backend.js';
 import { runMain } from './helpers/main-cli.js';
 import { python } from './helpers/python.js';
@@ -34,15 +34,16 @@ for f in sys.argv[2:]:
 print(json.dumps(out))`, [String(d), ...files]));
 }
 
-/** Replaces row `row` of shard `i` of the cache with `value` in every column from `col` on (and re-checksums it, as a tool writing shards would). */
+/** Replaces row `row` of shard `i` of the cache with `value` in every column from `col` on, and re-checksums it, as another tool writing shards would. */
 function tamper(cache: string, i: number, row: number, col: number, value: number): string {
   const m = readManifest(cache);
   const s = m.shards[i];
   const r = readShard(join(cache, s.file));
   const x = r.acts[m.hooks[0]];
   for (let c = col; c < r.dIn; c++) x[row * r.dIn + c] = value;
-  const { sha256 } = writeShard(join(cache, s.file), r, r.dIn, m.dtype);
-  writeManifest(cache, { ...m, shards: m.shards.map((e, k) => (k === i ? { ...e, sha256 } : e)) } as Manifest);
+  const bytes = encodeShard(r, r.dIn, m.dtype);
+  writeFileSync(join(cache, s.file), bytes);
+  writeManifest(cache, { ...m, shards: m.shards.map((e, k) => (k === i ? { ...e, sha256: sha256(bytes) } : e)) } as Manifest);
   return join(cache, s.file);
 }
 
@@ -81,6 +82,16 @@ describe('activation-norm statistics in the manifest', () => {
       expect(got.std / Math.sqrt(ref.sum_sq / ref.rows - mean * mean)).toBeCloseTo(1, 5);
       expect([got.min, got.max]).toEqual([expect.closeTo(ref.min, 4), expect.closeTo(ref.max, 4)]);
     }
+  });
+});
+
+describe('shard writes', () => {
+  it('refuse rows that are not finite, or would overflow float16, naming the hook, row and column', () => {
+    const rows = (v: number) => ({ seq: new Int32Array(3), pos: new Int32Array(3), token: new Int32Array(3), acts: { h: Float32Array.from([1, 2, 3, 4, 5, v]) } });
+    const p = join(dir, 'w', 'shard-00000.arrow');
+    expect(() => writeShard(p, rows(NaN), 2, 'float32')).toThrow(`${p}: refusing to write it: hook "h" has NaN at row 2 of the shard, column 1. The model produced a non-finite activation`);
+    expect(() => writeShard(p, rows(70000), 2, 'float16')).toThrow(/hook "h" has 70000 at row 2 of the shard, column 1, beyond float16's ±65504 .*Harvest with dtype: float32/);
+    expect(writeShard(p, rows(70000), 2, 'float32').norms.h.max).toBeCloseTo(Math.hypot(5, 70000), 6);
   });
 });
 

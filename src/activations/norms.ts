@@ -45,6 +45,15 @@ export function rowNormStats(xRD: Float32Array, d: number): NormStats {
   return s;
 }
 
+/** The first value of xRD [rows, d] that is not finite or exceeds `limit` in magnitude, if any. */
+export function firstBadValue(xRD: Float32Array, d: number, limit = Infinity): { row: number; col: number; value: number } | undefined {
+  for (let i = 0; i < xRD.length; i++) {
+    const v = xRD[i];
+    if (!(Math.abs(v) <= limit)) return { row: Math.floor(i / d), col: i % d, value: v };
+  }
+  return undefined;
+}
+
 export function mergeNormStats(all: readonly NormStats[]): NormStats {
   const s: NormStats = { rows: 0, sum: 0, sum_sq: 0, min: Infinity, max: 0 };
   for (const a of all) {
