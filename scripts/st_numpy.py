@@ -37,10 +37,20 @@ def load(path):
     buf = open(path, "rb").read()
     n = struct.unpack("<Q", buf[:8])[0]
     header = json.loads(buf[8 : 8 + n])
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    # As safetensors' Metadata::validate: sorted by offsets, contiguous from 0, covering the data exactly.
+    at = 0
+    for name, v in sorted(tensors.items(), key=lambda kv: tuple(kv[1]["data_offsets"])):
+        a, b = v["data_offsets"]
+        if a != at or b < a:
+            raise ValueError(f"{path}: tensor {name!r} has data_offsets {[a, b]}, expected to start at {at}")
+        if b - a != int(np.prod(v["shape"], dtype=np.int64)) * np.dtype(_DT[v["dtype"]]).itemsize:
+            raise ValueError(f"{path}: tensor {name!r}: data_offsets do not match shape and dtype")
+        at = b
+    if 8 + n + at != len(buf):
+        raise ValueError(f"{path}: the tensors cover {at} bytes of data, the file has {len(buf) - 8 - n}")
     out = {}
-    for name, v in header.items():
-        if name == "__metadata__":
-            continue
+    for name, v in tensors.items():
         a, b = v["data_offsets"]
         out[name] = np.frombuffer(buf[8 + n + a : 8 + n + b], dtype=_DT[v["dtype"]]).reshape(v["shape"]).copy()
     return out

@@ -1,12 +1,12 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
 import { setQuiet } from '../src/ui/log.js';
 import { useTestBackend } from './helpers/backend.js';
 import { tmpDir } from './helpers/tmp.js';
 import { synthCache } from './helpers/synth.js';
-import { writeShard } from '../src/activations/shard.js';
+import { encodeShard, sha256 } from '../src/activations/shard.js';
 import { CACHE_FORMAT, shardFileName, writeManifest } from '../src/activations/manifest.js';
 import { loadCheckpoint } from '../src/sae/checkpoint.js';
 import { readGroundTruth } from '../src/activations/synth.js';
@@ -104,19 +104,23 @@ train:
     expect(r.err).toMatch(/absent\/manifest.json: no manifest.*sae-train harvest.*sae-train synth/);
   });
 
-  it('stops on NaN activations, naming the hook and step', async () => {
+  it('stops on NaN activations, naming the shard, row, column and hook', async () => {
     const c = join(dir, 'nan-cache');
     const n = 600, d = 4;
     const acts = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i));
     acts[357 * d + 2] = NaN;
-    const s = writeShard(join(c, shardFileName(0)), { seq: new Int32Array(n), pos: new Int32Array(n), token: new Int32Array(n), acts: { h: acts } }, d, 'float32');
+    // As another tool would write it (writeShard refuses non-finite rows).
+    const bytes = encodeShard({ seq: new Int32Array(n), pos: new Int32Array(n), token: new Int32Array(n), acts: { h: acts } }, d, 'float32');
+    mkdirSync(c, { recursive: true });
+    writeFileSync(join(c, shardFileName(0)), bytes);
+    const s = { rows: n, sha256: sha256(bytes) };
     writeManifest(c, {
       format: CACHE_FORMAT, model: { name: 't', d_model: d, n_layers: 1, processing: 'none' }, hooks: ['h'], d_in: d, dtype: 'float32',
       context_size: 1, prepend_bos: false, exclude_bos: false, tokens: n, shards: [{ file: shardFileName(0), ...s }], corpus: { paths: [], documents: 0 }, created_by: 'test',
     });
     const r = await cli('train', recipe('nan', trainBody(c, join(dir, 'nan-ck'), '  normalize_activations: none\n  b_dec_init: zeros\n')));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/nan-cache: hook "h" has a NaN activation in the batch of step \d+ \(runs h\)\. Training stopped/);
+    expect(r.err).toMatch(/nan-cache\/shard-00000\.arrow: hook "h" has NaN at row 357 \(row 357 of the cache\), column 2\. The cache is damaged/);
   });
 
   it('refuses an output folder holding a different run unless --overwrite; refuses a resume or a reuse on a changed cache unless --fresh', async () => {

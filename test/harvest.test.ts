@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openCache } from '../src/activations/cache.js';
@@ -190,7 +190,7 @@ describe('harvest', () => {
     await expect(harvestFromRecipe(recipe({ out }, join(dir, 'no-model')), opts)).rejects.toThrow(UserError);
     const reduced = 'test/fixtures/gpt2-tiny'; // vocabulary of 512: cannot read GPT-2 token ids
     await expect(harvestFromRecipe(recipe({ out: join(dir, 'bad3') }, reduced), opts)).rejects.toThrow(/token id \d+, outside gpt2-tiny's vocabulary \(512 tokens\)/);
-    expect(readdirSync(out).filter((f) => f !== '.harvest-progress.json')).toEqual([]); // no shard, no manifest
+    expect(existsSync(out)).toBe(false); // no shard, no manifest, not even an empty folder (issue 26 item 16)
   });
 
   it('runs as `sae-train harvest recipe.yaml`, exiting 1 with the message on bad input', async () => {

@@ -7,6 +7,9 @@ import { writeFileAtomic } from '../src/io/atomic.js';
 import { UserError } from '../src/io/errors.js';
 import { tmpDir } from './helpers/tmp.js';
 import { python } from './helpers/python.js';
+import { writeRun } from './helpers/finetune-fixture.js';
+import { identitySae } from './helpers/hand-saes.js';
+import { loadCheckpoint } from '../src/sae/checkpoint.js';
 
 const PY_READ = `
 import json, struct, sys, numpy as np
@@ -57,6 +60,65 @@ describe('safetensors', () => {
     writeFileSync(junk, Buffer.from('not a safetensors file at all'));
     expect(() => openSafetensors(junk)).toThrow(/junk\.safetensors: not a valid safetensors file/);
     expect(() => openSafetensors(join(dir, 'missing.safetensors'))).toThrow(/not found/);
+  });
+});
+
+/** A safetensors file from a header object and the data section, as a hand-edited or hostile file would be. */
+function rawSafetensors(path: string, header: Record<string, unknown>, data: Uint8Array, length?: bigint): string {
+  const h = Buffer.from(JSON.stringify(header), 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(length ?? BigInt(h.length));
+  writeFileSync(path, Buffer.concat([len, h, data]));
+  return path;
+}
+
+describe('safetensors offsets (as safetensors\' Metadata::validate checks them)', () => {
+  const dir = tmpDir();
+  const f32 = (...v: number[]) => new Uint8Array(Float32Array.from(v).buffer);
+  const t = (shape: number[], begin: number, end: number) => ({ dtype: 'F32', shape, data_offsets: [begin, end] });
+
+  it('refuses overlapping, gapped and trailing offsets, naming the file and the tensor', () => {
+    // b_enc pointing into W_enc's bytes: read as it is, b_enc would silently be W_enc's second row.
+    const overlap = rawSafetensors(join(dir, 'overlap.safetensors'), { W_enc: t([2, 2], 0, 16), b_enc: t([2], 8, 16) }, f32(1, 2, 3, 4));
+    expect(() => openSafetensors(overlap)).toThrow(UserError);
+    expect(() => openSafetensors(overlap)).toThrow(/overlap\.safetensors: not a valid safetensors file \(tensor "b_enc" has data_offsets \[8, 16\] but the tensor before it, "W_enc", ends at 16: offsets must be contiguous, in order and not overlapping\)/);
+    const gap = rawSafetensors(join(dir, 'gap.safetensors'), { a: t([2], 0, 8), b: t([2], 12, 20) }, f32(1, 2, 3, 4, 5));
+    expect(() => openSafetensors(gap)).toThrow(/gap\.safetensors.*tensor "b" has data_offsets \[12, 20\] but the tensor before it, "a", ends at 8/);
+    const late = rawSafetensors(join(dir, 'late.safetensors'), { a: t([2], 4, 12) }, f32(0, 1, 2));
+    expect(() => openSafetensors(late)).toThrow(/late\.safetensors.*tensor "a" has data_offsets \[4, 12\] but the data section starts at 0/);
+    const trailing = rawSafetensors(join(dir, 'trailing.safetensors'), { a: t([2], 0, 8) }, f32(1, 2, 3));
+    expect(() => openSafetensors(trailing)).toThrow(/trailing\.safetensors.*4 bytes after the last tensor's data \("a"\)/);
+    const shape = rawSafetensors(join(dir, 'shape.safetensors'), { a: t([3], 0, 8) }, f32(1, 2));
+    expect(() => openSafetensors(shape)).toThrow(/tensor "a" has 8 bytes but shape \[3\] of F32 needs 12/);
+    const odd = rawSafetensors(join(dir, 'odd.safetensors'), { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8.5] } }, f32(1, 2));
+    expect(() => openSafetensors(odd)).toThrow(/tensor "a" has data_offsets \[0,8\.5\], not two byte offsets/);
+  });
+
+  it('refuses a run folder whose b_enc points into W_enc (eval, finetune and consistency read through here)', () => {
+    const run = join(dir, 'run');
+    writeRun(run, identitySae(4), 'blocks.0.hook_resid_pre');
+    const file = join(run, 'sae_weights.safetensors');
+    const bytes = readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    const w = header.W_enc.data_offsets[0];
+    header.b_enc.data_offsets = [w + 16, w + 16 + header.b_enc.data_offsets[1] - header.b_enc.data_offsets[0]];
+    rawSafetensors(file, header, bytes.subarray(8 + n));
+    expect(() => loadCheckpoint(run)).toThrow(/run\/sae_weights\.safetensors: not a valid safetensors file \(tensor "b_enc" has data_offsets/);
+  });
+
+  it('accepts contiguous offsets in any header order (the reference sorts them) and empty tensors', () => {
+    const p = rawSafetensors(join(dir, 'order.safetensors'), { b: t([2], 8, 16), e: t([0], 16, 16), a: t([2], 0, 8), __metadata__: { format: 'pt' } }, f32(1, 2, 3, 4));
+    const r = readSafetensors(p);
+    expect(Array.from(r.tensors.a.data)).toEqual([1, 2]);
+    expect(Array.from(r.tensors.b.data)).toEqual([3, 4]);
+    expect(r.tensors.e.data.length).toBe(0);
+    expect(Object.keys(r.tensors)).toEqual(['b', 'e', 'a']); // header order kept
+  });
+
+  it('prints a huge header length exactly', () => {
+    const p = rawSafetensors(join(dir, 'huge.safetensors'), {}, new Uint8Array(0), 2n ** 63n);
+    expect(() => openSafetensors(p)).toThrow(/header length 9223372036854775808 does not fit in a file of \d+ bytes/);
   });
 });
 

@@ -42,6 +42,13 @@ train:
     expect(() => loadRecipe(p)).toThrow(/line 3\): train\.d_sae: .*"lots".*Example: d_sae: \[512, 1024\]/);
   });
 
+  it('prints YAML .nan and .inf as NaN and Infinity, not null', () => {
+    const p = recipe(`name: q\ntrain:\n  d_sae: 16\n  out: x\n  cache: c\n  lr: .nan\n  l1_coefficient: [1, -.inf]\n`);
+    expect(() => loadRecipe(p)).toThrow(/line 6\): train\.lr: .*\(got NaN\)/);
+    expect(() => loadRecipe(p)).toThrow(/line 7\): train\.l1_coefficient: .*\(got \[1,-Infinity\]\)/);
+    expect(() => loadRecipe(p)).not.toThrow(/null/);
+  });
+
   it('reports malformed YAML with its position', () => {
     const p = recipe(`name: q\ntrain: [unclosed\n`);
     expect(() => loadRecipe(p)).toThrow(/malformed YAML/);

@@ -80,6 +80,15 @@ def read_header(path):
         n = struct.unpack("<Q", fh.read(8))[0]
         header = json.loads(fh.read(n))
         data = fh.read()
+    # safetensors' own loader (Metadata::validate) refuses offsets that are not contiguous from 0 and covering the data.
+    at = 0
+    for name, info in sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=lambda kv: tuple(kv[1]["data_offsets"])):
+        b, e = info["data_offsets"]
+        if b != at or e < b:
+            raise ValueError(f"{path}: tensor {name!r} has data_offsets {[b, e]}, expected to start at {at} (safetensors raises InvalidOffset)")
+        at = e
+    if at != len(data):
+        raise ValueError(f"{path}: the tensors cover {at} of {len(data)} data bytes (safetensors raises MetadataIncompleteBuffer)")
     return header, data
 
 

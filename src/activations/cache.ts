@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { UserError } from '../io/errors.js';
 import { readManifest, type Manifest } from './manifest.js';
 import { readShard } from './shard.js';
+import { checkShardRows } from './norms.js';
+import { warn } from '../ui/log.js';
 
 /** An activation cache opened for reading one hook's rows. */
 export interface CacheReader {
@@ -29,14 +31,18 @@ export function openCache(dir: string, hook: string): CacheReader {
 }
 
 /**
- * Shard i's activations for several hooks at once (one read), sha256-verified
- * and checked against the manifest. Each [rows, d_in] row-major.
+ * Shard i's activations for several hooks at once (one read), sha256-verified and checked against the
+ * manifest: row count, d_in, every value finite, row norms within the recorded range (norms.ts). Each
+ * [rows, d_in] row-major.
  */
 export function readCacheShard(dir: string, manifest: Manifest, i: number, hooks: string[]): Record<string, Float32Array> {
   const s = manifest.shards[i];
-  const r = readShard(join(dir, s.file), s.sha256, hooks);
-  if (r.dIn !== manifest.d_in) throw new UserError(`${join(dir, s.file)}: d_in ${r.dIn} differs from manifest.json's ${manifest.d_in}.`);
-  if (r.seq.length !== s.rows) throw new UserError(`${join(dir, s.file)}: ${r.seq.length} rows, manifest.json says ${s.rows}.`);
+  const path = join(dir, s.file);
+  const r = readShard(path, s.sha256, hooks);
+  if (r.dIn !== manifest.d_in) throw new UserError(`${path}: d_in ${r.dIn} differs from manifest.json's ${manifest.d_in}.`);
+  if (r.seq.length !== s.rows) throw new UserError(`${path}: ${r.seq.length} rows, manifest.json says ${s.rows}.`);
+  const firstRow = manifest.shards.slice(0, i).reduce((a, x) => a + x.rows, 0);
+  for (const hook of hooks) checkShardRows(r.acts[hook], r.dIn, { path, hook, firstRow }, manifest.activation_norms?.[hook], warn);
   return r.acts;
 }
 

@@ -7,7 +7,7 @@
  * window, when a shard ended mid-window) and carries on. A finished cache with the same settings is reused.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { WASM_SAFE_BYTES, formatBytes } from '../backend/memory.js';
 import { currentBackend, recordedBackend } from '../backend/picker.js';
@@ -25,6 +25,7 @@ import { CREATED_BY } from '../version.js';
 import { computeCacheSpectrum } from './cache-spectrum.js';
 import { CACHE_FORMAT, manifestPath, readManifest, shardFileName, writeManifest, type Manifest } from './manifest.js';
 import { writeShard, type ShardRows } from './shard.js';
+import { cacheNorms } from './norms.js';
 
 const PROGRESS_FILE = '.harvest-progress.json';
 
@@ -244,6 +245,7 @@ export function cacheManifest(info: { model: Manifest['model']; d_in: number }, 
     corpus: { paths: spec.corpus, documents },
     created_by: CREATED_BY,
     backend: recordedBackend(currentBackend()),
+    activation_norms: cacheNorms(shards, spec.hooks),
     tokens_requested: spec.tokens,
     harvest: spec,
   } satisfies Manifest & { harvest: HarvestSpec; tokens_requested: number; backend: ReturnType<typeof recordedBackend> };
@@ -279,7 +281,7 @@ export async function harvestRows(model: LoadedGpt2, spec: HarvestSpec, dir: str
   const need = forwardBytes(c, opts.batchSize, ctx, { logits: false, readFloatsPerToken: hooks.length * dIn });
   if (tf.getBackend() === 'wasm' && need > WASM_SAFE_BYTES)
     throw new UserError(`${opts.where}: harvest.batch_size ${opts.batchSize} at context_size ${ctx} needs ~${formatBytes(need)}, more than the wasm backend's heap allows (${formatBytes(WASM_SAFE_BYTES)}). Lower harvest.batch_size.`);
-  mkdirSync(dir, { recursive: true });
+  // No mkdir here: the first shard's write makes the folder, so a corpus that fails to read leaves none behind.
   const excl = spec.exclude_bos ? 1 : 0;
   const rowsPerWindow = ctx - excl;
   const resumedRows = done.reduce((a, s) => a + s.rows, 0);

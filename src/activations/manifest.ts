@@ -6,6 +6,9 @@ import { writeJsonAtomic } from '../io/atomic.js';
 
 export const CACHE_FORMAT = 'sae-train.activations/v1';
 
+const NormStatsSchema = z.object({ rows: z.number(), sum: z.number(), sum_sq: z.number(), min: z.number(), max: z.number() });
+const NormSummarySchema = z.object({ rows: z.number(), mean: z.number(), std: z.number(), min: z.number(), max: z.number() });
+
 /** manifest.json of an activation cache (docs/formats.md "Activation cache"). */
 export const ManifestSchema = z.object({
   format: z.literal(CACHE_FORMAT),
@@ -22,9 +25,11 @@ export const ManifestSchema = z.object({
   prepend_bos: z.boolean(),
   exclude_bos: z.boolean(),
   tokens: z.number().int().nonnegative(),
-  shards: z.array(z.object({ file: z.string(), rows: z.number().int().nonnegative(), sha256: z.string() })),
+  shards: z.array(z.object({ file: z.string(), rows: z.number().int().nonnegative(), sha256: z.string(), norms: z.record(z.string(), NormStatsSchema).optional() })),
   corpus: z.object({ paths: z.array(z.string()), documents: z.number().int().nonnegative() }).loose(),
   created_by: z.string(),
+  /** Per hook: the rows' L2-norm statistics at harvest (absent in caches written before they were recorded). */
+  activation_norms: z.record(z.string(), NormSummarySchema).optional(),
 }).loose();
 export type Manifest = z.infer<typeof ManifestSchema>;
 

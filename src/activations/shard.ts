@@ -6,6 +6,7 @@ import {
 import { writeFileAtomic } from '../io/atomic.js';
 import { UserError, fsError } from '../io/errors.js';
 import { float32ToHalf, halfToFloat32 } from '../io/float16.js';
+import { firstBadValue, rowNormStats, type NormStats } from './norms.js';
 
 /** One shard's rows: per-token metadata and, per hook, activations [rows, d_in] row-major. */
 export interface ShardRows {
@@ -42,11 +43,26 @@ export function encodeShard(rows: ShardRows, dIn: number, dtype: 'float32' | 'fl
   return tableToIPC(new Table(cols), 'file');
 }
 
-/** Writes a shard atomically and returns its row count and sha256. */
-export function writeShard(path: string, rows: ShardRows, dIn: number, dtype: 'float32' | 'float16'): { rows: number; sha256: string } {
+/** float16's largest finite value: larger magnitudes are stored as ±Infinity. */
+const HALF_MAX = 65504;
+
+/**
+ * Writes a shard atomically and returns its manifest entry's fields: row count, sha256, per-hook norm statistics.
+ * Refuses rows that are not finite (or would not be once stored as float16), so that a cache never holds them.
+ */
+export function writeShard(path: string, rows: ShardRows, dIn: number, dtype: 'float32' | 'float16'): { rows: number; sha256: string; norms: Record<string, NormStats> } {
+  for (const [hook, acts] of Object.entries(rows.acts)) {
+    const bad = firstBadValue(acts, dIn, dtype === 'float16' ? HALF_MAX : Infinity);
+    if (!bad) continue;
+    const why = Number.isFinite(bad.value)
+      ? `, beyond float16's ±${HALF_MAX} (it would be stored as ±Infinity). Harvest with dtype: float32`
+      : `. The model produced a non-finite activation: check its weights (e.g. with \`sae-train eval\` or by loading them in Python)`;
+    throw new UserError(`${path}: refusing to write it: hook "${hook}" has ${bad.value} at row ${bad.row} of the shard, column ${bad.col}${why}.`);
+  }
   const bytes = encodeShard(rows, dIn, dtype);
   writeFileAtomic(path, bytes);
-  return { rows: rows.seq.length, sha256: sha256(bytes) };
+  const norms = Object.fromEntries(Object.entries(rows.acts).map(([h, a]) => [h, rowNormStats(a, dIn)]));
+  return { rows: rows.seq.length, sha256: sha256(bytes), norms };
 }
 
 /** Reads a shard file's bytes, verifying the sha256 recorded in the manifest when given. */

@@ -4,6 +4,7 @@ import { writeJsonAtomic } from '../io/atomic.js';
 import { UserError } from '../io/errors.js';
 import { gaussian, makeRng } from '../io/rng.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { cacheNorms } from './norms.js';
 import type { SynthConfig } from '../recipe/schema.js';
 import { CREATED_BY } from '../version.js';
 import { CACHE_FORMAT, manifestPath, readManifest, shardFileName, writeManifest, type Manifest } from './manifest.js';
@@ -85,7 +86,7 @@ export function synthShardRows(spec: SynthSpec, features: Float32Array, index: n
 
 interface Progress {
   synth: SynthSpec;
-  shards: { file: string; rows: number; sha256: string }[];
+  shards: Manifest['shards'];
 }
 
 export interface SynthResult {
@@ -157,6 +158,7 @@ export function writeSynthCache(cfg: SynthConfig, opts: SynthOptions): SynthResu
     shards: progress.shards,
     corpus: { paths: [], documents: 0 },
     created_by: CREATED_BY,
+    activation_norms: cacheNorms(progress.shards, [SYNTH_HOOK]),
     synth: spec,
   };
   writeManifest(dir, manifest);

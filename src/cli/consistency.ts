@@ -1,5 +1,5 @@
 import { consistencyRecipeUnits, runConsistency } from '../consistency/run.js';
-import type { Stage } from './stage.js';
+import { requireSection, type Stage } from './stage.js';
 
 export const consistencyStage: Stage = {
   name: 'consistency',
@@ -7,6 +7,7 @@ export const consistencyStage: Stage = {
   tensors: true,
   parts: true,
   units: consistencyRecipeUnits,
+  outputs: (recipe) => [{ path: requireSection(recipe, 'consistency').out, key: 'consistency.out' }],
   run: async (recipe, opts) => {
     await runConsistency(recipe, opts);
   },

@@ -1,6 +1,6 @@
 import { runEval } from '../eval/run.js';
 import { evalUnits } from '../eval/parts.js';
-import type { Stage } from './stage.js';
+import { requireSection, type Stage } from './stage.js';
 
 export const evalStage: Stage = {
   name: 'eval',
@@ -8,5 +8,6 @@ export const evalStage: Stage = {
   tensors: true,
   parts: true,
   units: evalUnits,
+  outputs: (recipe) => [{ path: requireSection(recipe, 'eval').out, key: 'eval.out' }],
   run: runEval,
 };

@@ -1,5 +1,5 @@
 import { harvestFromRecipe, harvestRecipeUnits } from '../activations/run-harvest.js';
-import type { Stage } from './stage.js';
+import { requireSection, type Stage } from './stage.js';
 
 export const harvestStage: Stage = {
   name: 'harvest',
@@ -7,5 +7,6 @@ export const harvestStage: Stage = {
   tensors: true,
   parts: true,
   units: harvestRecipeUnits,
+  outputs: (recipe) => [{ path: requireSection(recipe, 'harvest').out, key: 'harvest.out' }],
   run: harvestFromRecipe,
 };

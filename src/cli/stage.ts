@@ -9,6 +9,7 @@ import { runSplit } from '../parallel/run-split.js';
 import type { StageUnits } from '../parallel/units.js';
 import { checkWorkers } from '../parallel/workers.js';
 import { currentBackend } from '../backend/picker.js';
+import { claimOutputs, type StageOutput } from '../io/outputs.js';
 
 export { requireSection, type StageOptions };
 
@@ -24,6 +25,8 @@ export interface Stage {
   parts?: boolean;
   /** The units `--part` splits (runs, shards, checkpoints, pairs): what `workers` splits and `plan` shows. */
   units?(recipe: Recipe): Promise<StageUnits>;
+  /** The folders and files it writes: checked writable and locked while it runs (src/io/outputs.ts). */
+  outputs?(recipe: Recipe): StageOutput[];
   /** Its own yargs command, for a stage that takes more than `<recipe>` (default: stageCommand). */
   command?: CommandModule<object, never>;
 }
@@ -66,13 +69,25 @@ export async function setupBackend(recipe: Recipe, opts: StageOptions): Promise<
   return b;
 }
 
+/** Runs `body` holding the stage's outputs (checked writable, locked; see src/io/outputs.ts). */
+export async function withOutputs<T>(stage: string, outputs: StageOutput[], part: StageOptions['part'], body: () => Promise<T>): Promise<T> {
+  const claim = claimOutputs(outputs, { stage, part, log: info });
+  try {
+    return await body();
+  } finally {
+    claim.release();
+  }
+}
+
 /** Runs a stage: in `workers` processes when it can be split and more than one is chosen, else here. */
 export async function runStage(stage: Stage, recipe: Recipe, opts: StageOptions, a: Pick<StageArgs, 'workers'>): Promise<void> {
   const workers = a.workers === undefined ? undefined : checkWorkers(a.workers, '--workers');
-  if (!stage.parts) return stage.run(recipe, opts);
-  await runSplit({
-    stage: stage.name, recipe, opts, workers, backend: stage.tensors ? currentBackend() : undefined,
-    units: stage.units ? () => stage.units!(recipe) : undefined, run: (o) => stage.run(recipe, o),
+  await withOutputs(stage.name, stage.outputs?.(recipe) ?? [], opts.part, async () => {
+    if (!stage.parts) return stage.run(recipe, opts);
+    await runSplit({
+      stage: stage.name, recipe, opts, workers, backend: stage.tensors ? currentBackend() : undefined,
+      units: stage.units ? () => stage.units!(recipe) : undefined, run: (o) => stage.run(recipe, o),
+    });
   });
 }
 

@@ -5,7 +5,7 @@ import { loadRecipe } from '../recipe/load.js';
 import { SynthSchema, type SynthConfig } from '../recipe/schema.js';
 import { info } from '../ui/log.js';
 import { createProgress } from '../ui/progress.js';
-import { requireSection, type Stage, type StageOptions } from './stage.js';
+import { requireSection, withOutputs, type Stage, type StageOptions } from './stage.js';
 
 /** Makes the synthetic cache of a synth: section, reporting what it did. */
 export function runSynth(cfg: SynthConfig, opts: Pick<StageOptions, 'fresh' | 'overwrite'>): void {
@@ -47,7 +47,8 @@ const synthCommand: CommandModule<object, never> = {
     const opts = { overwrite: a.overwrite, fresh: a.fresh };
     if (a.recipe) {
       if (given.length) throw new UserError(`synth: give a recipe or flags, not both (got ${a.recipe} and --${given.join(', --')}). Put the settings in the recipe's synth: section.`);
-      return runSynth(requireSection(loadRecipe(a.recipe), 'synth'), opts);
+      const cfg = requireSection(loadRecipe(a.recipe), 'synth');
+      return withOutputs('synth', [{ path: cfg.out, key: 'synth.out' }], undefined, async () => runSynth(cfg, opts));
     }
     if (a.out === undefined) throw new UserError('synth: give a recipe with a synth: section, or flags with at least --out. Example: sae-train synth --d-in 64 --n-features 256 --tokens 100000 --out cache/synthetic');
     const raw = Object.fromEntries(given.map((f) => [FLAGS[f as keyof typeof FLAGS], a[f]]));
@@ -57,7 +58,7 @@ const synthCommand: CommandModule<object, never> = {
       const flag = Object.entries(FLAGS).find(([, k]) => k === i.path[0])?.[0] ?? String(i.path[0]);
       throw new UserError(`synth: --${flag}: ${i.message}.`);
     }
-    runSynth(r.data, opts);
+    await withOutputs('synth', [{ path: r.data.out, key: '--out' }], undefined, async () => runSynth(r.data, opts));
   },
 };
 
@@ -65,6 +66,7 @@ export const synthStage: Stage = {
   name: 'synth',
   describe: synthCommand.describe as string,
   tensors: false,
+  outputs: (recipe) => [{ path: requireSection(recipe, 'synth').out, key: 'synth.out' }],
   async run(recipe, opts) {
     runSynth(requireSection(recipe, 'synth'), opts);
   },

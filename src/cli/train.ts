@@ -10,6 +10,7 @@ export const trainStage: Stage = {
   tensors: true,
   parts: true,
   units: async (recipe) => trainUnits(requireSection(recipe, 'train')),
+  outputs: (recipe) => [{ path: requireSection(recipe, 'train').out, key: 'train.out' }],
   async run(recipe, opts) {
     const t = requireSection(recipe, 'train');
     const s = await trainAll(t, { fresh: opts.fresh, overwrite: opts.overwrite, part: opts.part, allowBackendChange: opts.allowBackendChange });

@@ -25,6 +25,10 @@ export function fsError(err: unknown, path: string, action: string): Error {
       return new UserError(`${path}: permission denied (while trying to ${action}).`);
     case 'ENOSPC':
       return new UserError(`${path}: no space left on the device (while trying to ${action}). Finished files are intact; free some space and run the same command again to resume.`);
+    case 'EROFS':
+      return new UserError(`${path}: read-only file system (while trying to ${action}). Mount it read-write, or write the output somewhere else.`);
+    case 'ELOOP':
+      return new UserError(`${path}: too many levels of symbolic links (a link that leads back to itself, while trying to ${action}). Fix or remove the link.`);
     case 'EISDIR':
       return new UserError(`${path}: is a directory, expected a file (while trying to ${action}).`);
     default:

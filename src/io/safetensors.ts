@@ -44,33 +44,20 @@ export function openSafetensors(path: string): SafetensorsFile {
     if (size < 8) throw bad(`file is ${size} bytes, shorter than the 8-byte header length`);
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
-    const n = Number(lenBuf.readBigUInt64LE(0));
-    if (n > MAX_HEADER || 8 + n > size) throw bad(`header length ${n} does not fit in a file of ${size} bytes`);
+    const n64 = lenBuf.readBigUInt64LE(0); // printed as a BigInt: Number() would round 2^63 to 9223372036854776000
+    if (n64 > BigInt(MAX_HEADER) || 8n + n64 > BigInt(size)) throw bad(`header length ${n64} does not fit in a file of ${size} bytes`);
+    const n = Number(n64);
     const hbuf = Buffer.alloc(n);
     readSync(fd, hbuf, 0, n, 8);
-    let header: Record<string, unknown>;
+    let header: unknown;
     try {
       header = JSON.parse(hbuf.toString('utf8'));
     } catch {
       throw bad('header is not JSON');
     }
+    if (!header || typeof header !== 'object' || Array.isArray(header)) throw bad('header is not a JSON object');
     const dataStart = 8 + n;
-    const dataLen = size - dataStart;
-    const tensors = new Map<string, TensorInfo>();
-    let metadata: Record<string, string> = {};
-    for (const [name, v] of Object.entries(header)) {
-      if (name === '__metadata__') {
-        metadata = (v ?? {}) as Record<string, string>;
-        continue;
-      }
-      const t = v as { dtype: StDtype; shape: number[]; data_offsets: [number, number] };
-      if (!t || !(t.dtype in BYTES) || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets)) throw bad(`entry "${name}" is malformed`);
-      const [begin, end] = t.data_offsets;
-      const count = t.shape.reduce((a, b) => a * b, 1);
-      if (!(begin >= 0 && end >= begin && end <= dataLen)) throw bad(`tensor "${name}" lies outside the file (offsets ${begin}..${end}, data is ${dataLen} bytes; truncated?)`);
-      if (end - begin !== count * BYTES[t.dtype]) throw bad(`tensor "${name}" has ${end - begin} bytes but shape [${t.shape}] of ${t.dtype} needs ${count * BYTES[t.dtype]}`);
-      tensors.set(name, { dtype: t.dtype, shape: t.shape, begin, end });
-    }
+    const { tensors, metadata } = parseHeader(header as Record<string, unknown>, size - dataStart, bad);
     const file: SafetensorsFile = {
       path,
       tensors,
@@ -96,6 +83,45 @@ export function openSafetensors(path: string): SafetensorsFile {
     closeSync(fd);
     throw err;
   }
+}
+
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/**
+ * The header's tensors, checked as safetensors' own reader checks them (Metadata::validate in
+ * huggingface/safetensors): sorted by data_offsets, each tensor starts where the one before it ends (the first
+ * at 0), holds exactly shape × dtype bytes, and the last ends at the end of the file. Overlapping offsets would
+ * otherwise read one tensor from inside another's bytes.
+ */
+function parseHeader(header: Record<string, unknown>, dataLen: number, bad: (why: string) => Error): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  let metadata: Record<string, string> = {};
+  const list: (TensorInfo & { name: string })[] = [];
+  for (const [name, v] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      metadata = (v ?? {}) as Record<string, string>;
+      continue;
+    }
+    const t = v as { dtype: StDtype; shape: unknown[]; data_offsets: unknown[] } | null;
+    if (!t || typeof t !== 'object' || !(t.dtype in BYTES) || !Array.isArray(t.shape) || !t.shape.every(isCount)) throw bad(`entry "${name}" is malformed (dtype, shape)`);
+    if (!Array.isArray(t.data_offsets) || t.data_offsets.length !== 2 || !t.data_offsets.every(isCount)) throw bad(`tensor "${name}" has data_offsets ${JSON.stringify(t.data_offsets)}, not two byte offsets [begin, end]`);
+    const [begin, end] = t.data_offsets as [number, number];
+    list.push({ name, dtype: t.dtype, shape: t.shape as number[], begin, end });
+  }
+  const byOffset = [...list].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const [i, t] of byOffset.entries()) {
+    if (t.begin !== at || t.end < t.begin) {
+      const before = i === 0 ? 'the data section starts at 0' : `the tensor before it, "${byOffset[i - 1].name}", ends at ${at}`;
+      throw bad(`tensor "${t.name}" has data_offsets [${t.begin}, ${t.end}] but ${before}: offsets must be contiguous, in order and not overlapping`);
+    }
+    const need = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+    if (t.end - t.begin !== need) throw bad(`tensor "${t.name}" has ${t.end - t.begin} bytes but shape [${t.shape}] of ${t.dtype} needs ${need}`);
+    at = t.end;
+  }
+  const last = byOffset.at(-1)?.name;
+  if (at > dataLen) throw bad(`tensor "${last}" lies outside the file (its data ends at byte ${at} of the data section, which has ${dataLen} bytes; truncated?)`);
+  if (at < dataLen) throw bad(`the file has ${dataLen - at} bytes after the last tensor's data${last ? ` ("${last}")` : ''}: the offsets must cover the data section exactly`);
+  return { tensors: new Map(list.map(({ name, ...info }) => [name, info])), metadata };
 }
 
 function decodeToF32(bytes: Buffer, dtype: StDtype, name: string, path: string): Float32Array {

@@ -12,7 +12,7 @@
  * incomplete window is dropped. Deterministic: the same corpus gives the same windows, so a harvest can resume
  * by skipping the windows it already wrote.
  */
-import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { UserError, fsError } from '../io/errors.js';
 import { BOS, ENDOFTEXT, type Tokenizer } from './tokenizer.js';
@@ -30,15 +30,32 @@ export function corpusFiles(paths: readonly string[], key = 'corpus'): string[] 
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : ['.txt', '.jsonl'].includes(extname(e.name)) ? [join(dir, e.name)] : []));
   for (const p of paths) {
-    if (!existsSync(p)) throw new UserError(`${key}: "${p}" not found. Give .txt or .jsonl files, or folders of them.`);
-    if (statSync(p).isDirectory()) {
+    if (!existsSync(p) && !isLink(p)) throw new UserError(`${key}: "${p}" not found. Give .txt or .jsonl files, or folders of them.`);
+    if (existsSync(p) && statSync(p).isDirectory()) {
       const files = walk(p);
       if (files.length === 0) throw new UserError(`${key}: folder "${p}" has no .txt or .jsonl files.`);
       out.push(...files);
     } else out.push(p);
   }
+  // Links are not followed into folders (so a folder loop cannot recur), but a file may be one: a link that
+  // dangles or loops (a.txt → b.txt → a.txt) is named here, before any work, not as ELOOP mid-harvest.
+  for (const f of out) {
+    try {
+      statSync(f);
+    } catch (err) {
+      throw fsError(err, f, `read ${key}`);
+    }
+  }
   return out;
 }
+
+const isLink = (p: string): boolean => {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
 
 /** Streams a file's text in decoded chunks; a non-UTF-8 file is a UserError naming it. */
 function* textChunks(file: string): Generator<string> {

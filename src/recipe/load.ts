@@ -24,9 +24,11 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
+/** A value as the user wrote it; YAML's .nan and .inf stay NaN and Infinity (JSON would print null). */
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
-  const s = JSON.stringify(value);
+  const mark = (v: number) => `\u0000${v}\u0000`;
+  const s = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? mark(v) : v)).replace(/"\\u0000(.*?)\\u0000"/g, '$1');
   return s.length > 60 ? s.slice(0, 57) + '…' : s;
 }
 
