@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadBlasAddon } from '../src/backend/blas-addon.js';
 import { forgetBackend, initBackend, type TensorflowLoader } from '../src/backend/picker.js';
 
@@ -16,6 +16,17 @@ const wasmDetail = () => (loadBlasAddon().addon ? /^wasm \+ OpenBLAS/ : /^wasm \
 afterEach(() => forgetBackend());
 
 describe('backend: auto', () => {
+  it('with the real tfjs-node loaders prints no "kernel … already registered" lines (binding-less packages are not imported)', async () => {
+    const lines: string[] = [];
+    const spies = (['warn', 'log', 'error'] as const).map((k) => vi.spyOn(console, k).mockImplementation((...a: unknown[]) => void lines.push(a.join(' '))));
+    try {
+      await initBackend('auto', { hardwareGpu: noGpuNode });
+    } finally {
+      for (const s of spies) s.mockRestore();
+    }
+    expect(lines.filter((l) => /already registered/.test(l))).toEqual([]);
+  });
+
   it('on a CPU-only machine with tfjs-node-gpu installed picks wasm + OpenBLAS, not "tfjs-node-gpu (on the CPU)"', async () => {
     const tf = fakeTensorflow({ '@tensorflow/tfjs-node-gpu': { gpu: false } });
     const b = await initBackend('auto', { tensorflow: tf.load, hardwareGpu: noGpuNode });

@@ -1,4 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { UserError } from '../io/errors.js';
 import { mayHaveHardwareGpu } from './gpu-nodes.js';
 import { describeAdapter, initWebGpu, VULKAN_HINT, type AdapterRecord } from './webgpu.js';
@@ -47,9 +50,23 @@ async function tryImport(mod: string): Promise<boolean> {
  */
 export type TensorflowLoader = (mod: string) => Promise<{ gpu: boolean } | undefined>;
 
+/**
+ * Whether a tfjs-node package has its native binding (lib/napi-v<N>/tfjs_binding.node). npm installs the package
+ * without it when libtensorflow cannot be downloaded; importing such a package registers its kernels before failing,
+ * and a second one then prints ~155 "kernel … already registered" lines on every command.
+ */
+function hasTfBinding(mod: string): boolean {
+  try {
+    const lib = join(dirname(createRequire(import.meta.url).resolve(`${mod}/package.json`)), 'lib');
+    return existsSync(lib) && readdirSync(lib).some((d) => d.startsWith('napi-v') && existsSync(join(lib, d, 'tfjs_binding.node')));
+  } catch {
+    return false;
+  }
+}
+
 const loadTensorflow: TensorflowLoader = async (mod) => {
   // tfjs-node(-gpu) are optionalDependencies: absent on machines where libtensorflow could not be downloaded.
-  if (!(await tryImport(mod)) || !(await tf.setBackend('tensorflow').catch(() => false))) return undefined;
+  if (!hasTfBinding(mod) || !(await tryImport(mod)) || !(await tf.setBackend('tensorflow').catch(() => false))) return undefined;
   await tf.ready();
   return { gpu: (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true };
 };
